@@ -1,0 +1,24 @@
+"""django-rediskit: Redis as the one place a Django site keeps its cache, sessions and limits."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+__version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from redis import Redis
+
+__all__ = ["__version__", "get_redis"]
+
+
+def get_redis(alias: str = "default", *, write: bool = True) -> Redis:
+    """Return the redis-py client behind the ``CACHES`` alias ``alias``.
+
+    Every feature of the kit (sessions, throttles, the inspector, queues) goes through this, so a
+    site configures its Redis once, in ``CACHES``, and all features share that alias's pool.
+    """
+    from django_rediskit.connection import backend_for_alias
+
+    client: Redis = backend_for_alias(alias).client.get_client(write=write)
+    return client

@@ -1,0 +1,10 @@
+from django.apps import AppConfig
+
+
+class RedisKitConfig(AppConfig):
+    name = "django_rediskit"
+    verbose_name = "Redis kit"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from django_rediskit import checks  # noqa: F401  (registers the system checks)

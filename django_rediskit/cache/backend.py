@@ -1,0 +1,699 @@
+"""``django_rediskit.cache.RedisCache``: django-redis's API, Django's contract, and the mends.
+
+The backend is the facade that owns Django's meaning (keys, versions, timeouts, return values);
+the client owns connections and the codec. Hot paths talk to redis-py directly so the layering
+costs nothing measurable next to a round trip.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import re
+import threading
+import time
+import warnings
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any, Final
+
+from asgiref.sync import sync_to_async
+from django.core.cache.backends.base import DEFAULT_TIMEOUT, CacheKeyWarning, memcache_key_warnings
+from django.core.exceptions import ImproperlyConfigured
+from django.utils.module_loading import import_string
+from django_redis.cache import RedisCache as DjangoRedisCache
+from redis import Redis
+from redis.lock import Lock
+
+from django_rediskit.cache.clients import RedisKitClient
+from django_rediskit.cache.codec import UndecodableValue
+from django_rediskit.cache.policy import (
+    CircuitBreaker,
+    ThrottledLog,
+    guarded,
+    is_guarded,
+)
+from django_rediskit.cache.stats import CacheStats
+from django_rediskit.conf import NAMESPACES
+from django_rediskit.lua import script
+
+logger = logging.getLogger("django_rediskit.cache")
+
+MISSING: Final = object()
+_GLOB_SPECIALS = re.compile(r"([*?\[\]\\])")
+DEFAULT_SCAN_COUNT = 1000
+DEFAULT_DELETE_BATCH = 500
+DEFAULT_STAMPEDE_LOCK_TIMEOUT = 10.0
+
+#: One breaker, one stats object and one log throttle per cache scope (alias), shared by the
+#: per-thread backend instances Django creates.
+_shared: dict[str, tuple[CircuitBreaker, CacheStats, ThrottledLog]] = {}
+_shared_lock = threading.Lock()
+
+KNOWN_OPTIONS: Final = frozenset(
+    {
+        # django-redis's options, honoured with the same meaning
+        "CLIENT_CLASS",
+        "SERIALIZER",
+        "COMPRESSOR",
+        "PICKLE_VERSION",
+        "IGNORE_EXCEPTIONS",
+        "REPLICA_READ_ONLY",
+        "CLOSE_CONNECTION",
+        "CONNECTION_POOL_CLASS",
+        "CONNECTION_POOL_KWARGS",
+        "REDIS_CLIENT_CLASS",
+        "REDIS_CLIENT_KWARGS",
+        "PARSER_CLASS",
+        "PASSWORD",
+        "USERNAME",
+        "SOCKET_TIMEOUT",
+        "SOCKET_CONNECT_TIMEOUT",
+        # ours
+        "COMPRESS_MIN_LENGTH",
+        "COMPRESS_LEVEL",
+        "SIGN_VALUES",
+        "SIGNING_SALT",
+        "MAX_VALUE_SIZE",
+        "SLIDING",
+        "CIRCUIT_BREAKER",
+        "LOG_INTERVAL",
+        "SCAN_COUNT",
+        "DELETE_BATCH_SIZE",
+        "STAMPEDE_LOCK_TIMEOUT",
+    }
+)
+
+
+def glob_escape(text: str) -> str:
+    """Escape Redis glob metacharacters so ``text`` matches only itself in SCAN MATCH."""
+    return _GLOB_SPECIALS.sub(r"\\\1", text)
+
+
+def _text(data: bytes | str) -> str:
+    return data.decode() if isinstance(data, bytes) else data
+
+
+def _failed_keys(arguments: dict[str, Any]) -> list[Any]:
+    return list(arguments["data"])
+
+
+def _computed_default(arguments: dict[str, Any]) -> Any:
+    default = arguments["default"]
+    return default() if callable(default) else default
+
+
+class RedisCache(DjangoRedisCache):  # type: ignore[misc]
+    """The Django cache contract on Redis, plus django-redis's extras and rediskit's own."""
+
+    def __init__(self, server: str, params: dict[str, Any]) -> None:
+        super().__init__(server, params)
+        options: dict[str, Any] = params.get("OPTIONS", {})
+        client_path = options.get("CLIENT_CLASS")
+        client_cls = import_string(client_path) if client_path else RedisKitClient
+        if not (isinstance(client_cls, type) and issubclass(client_cls, RedisKitClient)):
+            raise ImproperlyConfigured(
+                f"CLIENT_CLASS {client_path!r} must subclass django_rediskit RedisKitClient."
+            )
+        self._client_cls = client_cls
+        # django-redis's own muting would swallow errors before our guard sees them.
+        self._ignore_exceptions = False
+        self._mute_outages: bool = bool(options.get("IGNORE_EXCEPTIONS", False))
+        self._close_connection: bool = bool(options.get("CLOSE_CONNECTION", False))
+        self._sliding: bool = bool(options.get("SLIDING", False))
+        self._scan_count = int(options.get("SCAN_COUNT", DEFAULT_SCAN_COUNT))
+        self._delete_batch = int(options.get("DELETE_BATCH_SIZE", DEFAULT_DELETE_BATCH))
+        self._stampede_lock_timeout = float(
+            options.get("STAMPEDE_LOCK_TIMEOUT", DEFAULT_STAMPEDE_LOCK_TIMEOUT)
+        )
+        self.scope = self._scope_for(server, params)
+        self._breaker, self._stats, self._log_ignored = self._shared_state(options)
+
+    # --- construction helpers --------------------------------------------------------------------
+
+    @staticmethod
+    def _scope_for(server: str, params: dict[str, Any]) -> str:
+        """The CACHES alias this backend was built from (Django does not pass it in)."""
+        from django.conf import settings
+
+        for alias, conf in getattr(settings, "CACHES", {}).items():
+            if (
+                conf.get("LOCATION") == server
+                and conf.get("OPTIONS", {}) == params.get("OPTIONS", {})
+                and conf.get("KEY_PREFIX", "") == params.get("KEY_PREFIX", "")
+            ):
+                return str(alias)
+        digest = hashlib.blake2b(repr((server, sorted(map(str, params.items())))).encode())
+        return "unaliased:" + digest.hexdigest()[:16]
+
+    def _shared_state(
+        self, options: dict[str, Any]
+    ) -> tuple[CircuitBreaker, CacheStats, ThrottledLog]:
+        state = _shared.get(self.scope)
+        if state is None:
+            breaker_conf = options.get("CIRCUIT_BREAKER", {})
+            if breaker_conf is False:
+                breaker = CircuitBreaker(failure_threshold=2**31, recovery_time=1.0)
+            else:
+                breaker = CircuitBreaker(
+                    failure_threshold=int(breaker_conf.get("FAILURE_THRESHOLD", 2)),
+                    recovery_time=float(breaker_conf.get("RECOVERY_TIME", 5.0)),
+                )
+            log = ThrottledLog(float(options.get("LOG_INTERVAL", 10.0)))
+            with _shared_lock:
+                state = _shared.setdefault(self.scope, (breaker, CacheStats(), log))
+        return state
+
+    @property
+    def stats(self) -> CacheStats:
+        """Hit / miss / error counters of this alias in this process."""
+        return self._stats
+
+    @property
+    def breaker(self) -> CircuitBreaker:
+        return self._breaker
+
+    @property
+    def client(self) -> RedisKitClient:
+        if self._client is None:
+            self._client: RedisKitClient | None = self._client_cls(self._server, self._params, self)
+        return self._client
+
+    def reverse_key(self, key: str) -> str:
+        """Inverse of the default KEY_FUNCTION, correct even when KEY_PREFIX contains ':'."""
+        rest: str = key[len(self.key_prefix) + 1 :] if self.key_prefix else key[1:]
+        return rest.split(":", 1)[1]
+
+    def _write(self) -> Redis:
+        client: Redis = self.client.get_client(write=True)
+        return client
+
+    def _read(self) -> Redis:
+        client: Redis = self.client.get_client(write=False)
+        return client
+
+    def make_and_validate_key(self, key: Any, version: int | None = None) -> str:
+        full: str = self.make_key(key, version=version)
+        # Fast path: the common printable-ASCII key needs none of memcached's checks.
+        if len(full) > 250 or not (full.isascii() and full.isprintable()) or " " in full:
+            for warning in memcache_key_warnings(full):
+                warnings.warn(warning, CacheKeyWarning, stacklevel=3)
+        return full
+
+    def feature_key(self, namespace: str, *parts: str) -> str:
+        """A key for a kit feature (tags, sessions, throttles...): ``<prefix>:<ns>:<parts>``."""
+        return ":".join((self.key_prefix, NAMESPACES[namespace], *parts))
+
+    def timeout_ms(self, timeout: Any = DEFAULT_TIMEOUT, value: Any = None) -> int | None:
+        """Milliseconds to keep a value: None keeps it forever, <= 0 means delete.
+
+        ``timeout`` may be a callable of the value (dynamic TTL). Sub-second timeouts are kept
+        (Django's own backend truncates 0.5 s to 0, which deletes the key).
+        """
+        if timeout is DEFAULT_TIMEOUT:
+            timeout = self.default_timeout
+        if callable(timeout):
+            timeout = timeout(value)
+        if timeout is None:
+            return None
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+            raise TypeError(f"Cache timeout must be a number, None or a callable, not {timeout!r}")
+        if timeout > 0:
+            return max(1, math.ceil(timeout * 1000))
+        return 0
+
+    def _decoded(self, raw: Any) -> Any:
+        if raw is None:
+            return MISSING
+        try:
+            return self.client.decode(raw)
+        except UndecodableValue:
+            return MISSING
+
+    # --- the Django contract ---------------------------------------------------------------------
+
+    @guarded(miss=False)
+    def add(
+        self, key: Any, value: Any, timeout: Any = DEFAULT_TIMEOUT, version: int | None = None
+    ) -> bool:
+        full = self.make_and_validate_key(key, version)
+        data = self.client.encode(value)
+        ms = self.timeout_ms(timeout, value)
+        client = self._write()
+        if ms is not None and ms <= 0:
+            return not client.exists(full)
+        return bool(client.set(full, data, nx=True, px=ms))
+
+    @guarded(miss=lambda arguments: arguments["default"])
+    def get(
+        self,
+        key: Any,
+        default: Any = None,
+        version: int | None = None,
+        refresh_ttl: Any = None,
+    ) -> Any:
+        """The value, or ``default``; ``refresh_ttl`` (or ``SLIDING``) extends it (GETEX)."""
+        full = self.make_and_validate_key(key, version)
+        client = self._read()
+        if refresh_ttl is None and not self._sliding:
+            raw = client.get(full)
+        else:
+            ms = self.timeout_ms(refresh_ttl if refresh_ttl is not None else DEFAULT_TIMEOUT)
+            raw = (
+                self._write().getex(full, persist=True)
+                if ms is None
+                else self._write().getex(full, px=ms)
+            )
+        value = self._decoded(raw)
+        if value is MISSING:
+            self._stats.misses += 1
+            return default
+        self._stats.hits += 1
+        return value
+
+    @guarded(miss=False)
+    def set(
+        self,
+        key: Any,
+        value: Any,
+        timeout: Any = DEFAULT_TIMEOUT,
+        version: int | None = None,
+        client: Redis | None = None,
+        nx: bool = False,
+        xx: bool = False,
+    ) -> bool:
+        """Store ``value``; returns whether it was written (``nx``/``xx`` as in django-redis)."""
+        full = self.make_and_validate_key(key, version)
+        data = self.client.encode(value)
+        ms = self.timeout_ms(timeout, value)
+        target = client if client is not None else self._write()
+        if ms is not None and ms <= 0:
+            if nx:
+                return not target.exists(full)
+            return bool(target.unlink(full))
+        return bool(target.set(full, data, px=ms, nx=nx, xx=xx))
+
+    @guarded(miss=False)
+    def touch(self, key: Any, timeout: Any = DEFAULT_TIMEOUT, version: int | None = None) -> bool:
+        full = self.make_and_validate_key(key, version)
+        ms = self.timeout_ms(timeout)
+        client = self._write()
+        if ms is None:
+            # PERSIST answers 0 for a key that exists without a TTL: ask EXISTS in the same trip.
+            pipe = client.pipeline(transaction=False)
+            pipe.persist(full)
+            pipe.exists(full)
+            return bool(pipe.execute()[1])
+        return bool(client.pexpire(full, max(ms, 0)))
+
+    @guarded(miss=False)
+    def delete(self, key: Any, version: int | None = None, prefix: str | None = None) -> bool:
+        if prefix is not None:
+            full = self.client.make_key(key, version=version, prefix=prefix)
+        else:
+            full = self.make_and_validate_key(key, version)
+        return bool(self._write().unlink(full))
+
+    @guarded(miss=dict)
+    def get_many(self, keys: Iterable[Any], version: int | None = None) -> dict[Any, Any]:
+        by_full = {self.make_and_validate_key(key, version): key for key in keys}
+        if not by_full:
+            return {}
+        found: dict[Any, Any] = {}
+        for full, raw in zip(by_full, self._read().mget(list(by_full)), strict=True):
+            value = self._decoded(raw)
+            if value is not MISSING:
+                found[by_full[full]] = value
+        self._stats.hits += len(found)
+        self._stats.misses += len(by_full) - len(found)
+        return found
+
+    @guarded(miss=_failed_keys)
+    def set_many(
+        self, data: Mapping[Any, Any], timeout: Any = DEFAULT_TIMEOUT, version: int | None = None
+    ) -> list[Any]:
+        """Store every pair in one pipeline; returns the keys that failed (always [] or raises)."""
+        # Encode everything first: a value that cannot be serialized writes nothing at all.
+        items = [
+            (
+                self.make_and_validate_key(key, version),
+                self.client.encode(value),
+                self.timeout_ms(timeout, value),
+            )
+            for key, value in data.items()
+        ]
+        if not items:
+            return []
+        pipe = self._write().pipeline(transaction=False)
+        for full, encoded, ms in items:
+            if ms is not None and ms <= 0:
+                pipe.unlink(full)
+            else:
+                pipe.set(full, encoded, px=ms)
+        pipe.execute()
+        return []
+
+    @guarded()
+    def delete_many(self, keys: Iterable[Any], version: int | None = None) -> None:
+        fulls = [self.make_and_validate_key(key, version) for key in keys]
+        if fulls:
+            self._write().unlink(*fulls)
+
+    @guarded(miss=False)
+    def has_key(self, key: Any, version: int | None = None) -> bool:
+        return bool(self._read().exists(self.make_and_validate_key(key, version)))
+
+    @guarded()
+    def incr(
+        self,
+        key: Any,
+        delta: int = 1,
+        version: int | None = None,
+        client: Redis | None = None,
+        ignore_key_check: bool = False,
+    ) -> int:
+        """Atomically add ``delta`` (one Lua call); the key keeps its TTL.
+
+        Raises ValueError for a missing key (Django's contract) unless ``ignore_key_check``, and
+        TypeError for a value Redis cannot increment (not an integer, or past 64 bits).
+        """
+        full = self.make_and_validate_key(key, version)
+        if isinstance(delta, bool) or not isinstance(delta, int):
+            raise TypeError(f"incr() delta must be an int, not {delta!r}")
+        target = client if client is not None else self._write()
+        result = script("incr")(keys=[full], args=[delta, int(ignore_key_check)], client=target)
+        if result == b"missing":
+            raise ValueError(f"Key {key!r} not found")
+        if result == b"notint":
+            raise TypeError(f"Cache value at {key!r} is not an integer Redis can increment.")
+        return int(result)
+
+    @guarded()
+    def decr(
+        self,
+        key: Any,
+        delta: int = 1,
+        version: int | None = None,
+        client: Redis | None = None,
+        ignore_key_check: bool = False,
+    ) -> int:
+        return self.incr(key, -delta, version, client, ignore_key_check)
+
+    @guarded()
+    def incr_version(self, key: Any, delta: int = 1, version: int | None = None) -> int:
+        """Move the value to version+delta, keeping its remaining TTL.
+
+        Two round trips (read value and PTTL, then write and unlink), never a cross-slot script,
+        so it works unchanged on Redis Cluster. The stored bytes are copied, not re-encoded.
+        """
+        if version is None:
+            version = self.version
+        old = self.make_and_validate_key(key, version)
+        new = self.make_and_validate_key(key, version + delta)
+        client = self._write()
+        pipe = client.pipeline(transaction=False)
+        pipe.get(old)
+        pipe.pttl(old)
+        raw, pttl = pipe.execute()
+        if raw is None:
+            raise ValueError(f"Key {key!r} not found")
+        pipe = client.pipeline(transaction=False)
+        pipe.set(new, raw, px=pttl if pttl > 0 else None)
+        pipe.unlink(old)
+        pipe.execute()
+        return version + delta
+
+    @guarded()
+    def decr_version(self, key: Any, delta: int = 1, version: int | None = None) -> int:
+        return self.incr_version(key, -delta, version)
+
+    @guarded(miss=_computed_default)
+    def get_or_set(
+        self, key: Any, default: Any, timeout: Any = DEFAULT_TIMEOUT, version: int | None = None
+    ) -> Any:
+        """Stampede-safe: for a callable ``default`` only one caller per key computes it.
+
+        Others poll briefly for the value; if the computer dies, the lock's TTL
+        (``STAMPEDE_LOCK_TIMEOUT``) frees the key and a waiter takes over. A waiter that has
+        waited a whole lock timeout computes the value itself rather than fail.
+        """
+        value = self.get(key, MISSING, version)
+        if value is not MISSING:
+            return value
+        if not callable(default):
+            self.add(key, default, timeout, version)
+            return self.get(key, default, version)
+        lock = self.stampede_lock(key, version)
+        deadline = time.monotonic() + self._stampede_lock_timeout
+        pause = 0.002
+        while True:
+            if lock.acquire(blocking=False):
+                try:
+                    value = self.get(key, MISSING, version)
+                    if value is MISSING:
+                        value = default()
+                        self.set(key, value, timeout, version)
+                    return value
+                finally:
+                    lock.release()
+            time.sleep(pause)
+            pause = min(pause * 2, 0.05)
+            value = self.get(key, MISSING, version)
+            if value is not MISSING:
+                return value
+            if time.monotonic() > deadline:
+                value = default()
+                self.add(key, value, timeout, version)
+                return value
+
+    def stampede_lock(self, key: Any, version: int | None = None) -> Lock:
+        full = self.make_and_validate_key(key, version)
+        lock: Lock = self._write().lock(
+            self.feature_key("lock", full),
+            timeout=self._stampede_lock_timeout,
+            thread_local=False,
+        )
+        return lock
+
+    @guarded()
+    def clear(self) -> None:
+        """Delete this cache's entries only (never FLUSHDB): SCAN the prefix, UNLINK in batches.
+
+        Entries are ``<prefix>:<version>:<key>``; the version is numeric, which keeps the keys of
+        other prefixes and of kit features (``<prefix>:s:...`` sessions, ``<prefix>:tv:...``) out.
+        """
+        pattern = self.key_func("*", glob_escape(self.key_prefix), "[0-9-]*")
+        self._unlink_matching(pattern)
+
+    @guarded()
+    def close(self, **kwargs: Any) -> None:
+        """Pools live for the process; disconnect only with ``CLOSE_CONNECTION`` (django-redis)."""
+        if self._close_connection and self._client is not None:
+            self.client.close()
+
+    # --- django-redis extras, mended -------------------------------------------------------------
+
+    def make_pattern(
+        self, pattern: str, version: int | None = None, prefix: str | None = None
+    ) -> str:
+        """Full-key glob for a user pattern; prefix and version are escaped, the pattern is not."""
+        pattern_key: str = self.key_func(
+            pattern,
+            glob_escape(self.key_prefix if prefix is None else prefix),
+            glob_escape(str(self.version if version is None else version)),
+        )
+        return pattern_key
+
+    @guarded(miss=0)
+    def delete_pattern(
+        self,
+        pattern: str,
+        version: int | None = None,
+        prefix: str | None = None,
+        itersize: int | None = None,
+    ) -> int:
+        """Delete matching entries with SCAN + bounded UNLINK batches; returns how many went."""
+        return self._unlink_matching(self.make_pattern(pattern, version, prefix), itersize)
+
+    def _unlink_matching(self, pattern: str, itersize: int | None = None) -> int:
+        client = self._write()
+        deleted = 0
+        batch: list[bytes] = []
+        for full in client.scan_iter(match=pattern, count=itersize or self._scan_count):
+            batch.append(full)
+            if len(batch) >= self._delete_batch:
+                deleted += client.unlink(*batch)
+                batch.clear()
+        if batch:
+            deleted += client.unlink(*batch)
+        return deleted
+
+    @guarded()
+    def iter_keys(
+        self, search: str, itersize: int | None = None, version: int | None = None
+    ) -> Iterator[str]:
+        """Yield the cache keys matching ``search`` (SCAN, never KEYS), without prefix/version."""
+        pattern = self.make_pattern(search, version)
+        for full in self._read().scan_iter(match=pattern, count=itersize or self._scan_count):
+            yield self.client.reverse_key(full.decode() if isinstance(full, bytes) else full)
+
+    @guarded(miss=list)
+    def keys(self, search: str, version: int | None = None) -> list[str]:
+        """Every matching key, gathered with SCAN: safe on a big database, O(matches) memory."""
+        return list(self.iter_keys(search, version=version))
+
+    @guarded(miss=0)
+    def ttl(self, key: Any, version: int | None = None) -> int | None:
+        """Seconds left (rounded up): None if persistent, 0 if missing. One round trip."""
+        pttl = self.pttl(key, version)
+        return pttl if not pttl else math.ceil(pttl / 1000)
+
+    @guarded(miss=0)
+    def pttl(self, key: Any, version: int | None = None) -> int | None:
+        """Milliseconds left: None if persistent, 0 if missing. One round trip."""
+        result = int(self._read().pttl(self.make_and_validate_key(key, version)))
+        if result == -1:
+            return None
+        return max(result, 0)
+
+    # --- hash commands django-redis lacks --------------------------------------------------------
+
+    @guarded()
+    def hget(self, key: Any, field: str, default: Any = None, version: int | None = None) -> Any:
+        value = self._decoded(self._read().hget(self.make_and_validate_key(key, version), field))
+        return default if value is MISSING else value
+
+    @guarded(miss=dict)
+    def hgetall(self, key: Any, version: int | None = None) -> dict[str, Any]:
+        raw = self._read().hgetall(self.make_and_validate_key(key, version))
+        decoded = {_text(field): self._decoded(value) for field, value in raw.items()}
+        return {field: value for field, value in decoded.items() if value is not MISSING}
+
+    @guarded(miss=list)
+    def hmget(self, key: Any, fields: Iterable[str], version: int | None = None) -> list[Any]:
+        raw = self._read().hmget(self.make_and_validate_key(key, version), list(fields))
+        return [None if (value := self._decoded(item)) is MISSING else value for item in raw]
+
+    @guarded()
+    def hincrby(self, key: Any, field: str, amount: int = 1, version: int | None = None) -> int:
+        return int(self._write().hincrby(self.make_and_validate_key(key, version), field, amount))
+
+    # --- list commands django-redis lacks --------------------------------------------------------
+
+    @guarded()
+    def lpush(self, key: Any, *values: Any, version: int | None = None) -> int:
+        encoded = [self.client.encode(value) for value in values]
+        return int(self._write().lpush(self.make_and_validate_key(key, version), *encoded))
+
+    @guarded()
+    def rpush(self, key: Any, *values: Any, version: int | None = None) -> int:
+        encoded = [self.client.encode(value) for value in values]
+        return int(self._write().rpush(self.make_and_validate_key(key, version), *encoded))
+
+    @guarded(miss=list)
+    def lrange(self, key: Any, start: int, end: int, version: int | None = None) -> list[Any]:
+        raw = self._read().lrange(self.make_and_validate_key(key, version), start, end)
+        return [value for value in map(self._decoded, raw) if value is not MISSING]
+
+    @guarded(miss=False)
+    def ltrim(self, key: Any, start: int, end: int, version: int | None = None) -> bool:
+        return bool(self._write().ltrim(self.make_and_validate_key(key, version), start, end))
+
+    @guarded(miss=0)
+    def llen(self, key: Any, version: int | None = None) -> int:
+        return int(self._read().llen(self.make_and_validate_key(key, version)))
+
+    @guarded(miss=0)
+    def lrem(self, key: Any, value: Any, count: int = 0, version: int | None = None) -> int:
+        full = self.make_and_validate_key(key, version)
+        return int(self._write().lrem(full, count, self.client.encode(value)))  # type: ignore[arg-type]
+
+    @guarded()
+    def lindex(self, key: Any, index: int, version: int | None = None) -> Any:
+        value = self._decoded(self._read().lindex(self.make_and_validate_key(key, version), index))
+        return None if value is MISSING else value
+
+    @guarded()
+    def brpop(self, key: Any, timeout: float = 0, version: int | None = None) -> Any:
+        """Pop from the tail, waiting up to ``timeout`` seconds (0 waits forever); None if none."""
+        popped = self._write().brpop([self.make_and_validate_key(key, version)], timeout=timeout)
+        if popped is None:
+            return None
+        value = self._decoded(popped[1])
+        return None if value is MISSING else value
+
+    # --- async twins (Django 5.2's defaults loop per key; these reuse the bulk commands) ---------
+
+    async def aadd(
+        self, key: Any, value: Any, timeout: Any = DEFAULT_TIMEOUT, version: int | None = None
+    ) -> bool:
+        return await sync_to_async(self.add, thread_sensitive=False)(key, value, timeout, version)
+
+    async def aget(self, key: Any, default: Any = None, version: int | None = None) -> Any:
+        return await sync_to_async(self.get, thread_sensitive=False)(key, default, version)
+
+    async def aset(
+        self, key: Any, value: Any, timeout: Any = DEFAULT_TIMEOUT, version: int | None = None
+    ) -> bool:
+        return await sync_to_async(self.set, thread_sensitive=False)(key, value, timeout, version)
+
+    async def atouch(
+        self, key: Any, timeout: Any = DEFAULT_TIMEOUT, version: int | None = None
+    ) -> bool:
+        return await sync_to_async(self.touch, thread_sensitive=False)(key, timeout, version)
+
+    async def adelete(self, key: Any, version: int | None = None) -> bool:
+        return await sync_to_async(self.delete, thread_sensitive=False)(key, version)
+
+    async def aget_many(self, keys: Iterable[Any], version: int | None = None) -> dict[Any, Any]:
+        return await sync_to_async(self.get_many, thread_sensitive=False)(keys, version)
+
+    async def aset_many(
+        self, data: Mapping[Any, Any], timeout: Any = DEFAULT_TIMEOUT, version: int | None = None
+    ) -> list[Any]:
+        return await sync_to_async(self.set_many, thread_sensitive=False)(data, timeout, version)
+
+    async def adelete_many(self, keys: Iterable[Any], version: int | None = None) -> None:
+        await sync_to_async(self.delete_many, thread_sensitive=False)(keys, version)
+
+    async def ahas_key(self, key: Any, version: int | None = None) -> bool:
+        return await sync_to_async(self.has_key, thread_sensitive=False)(key, version)
+
+    async def aincr(self, key: Any, delta: int = 1, version: int | None = None) -> int:
+        return await sync_to_async(self.incr, thread_sensitive=False)(key, delta, version)
+
+    async def adecr(self, key: Any, delta: int = 1, version: int | None = None) -> int:
+        return await sync_to_async(self.decr, thread_sensitive=False)(key, delta, version)
+
+    async def aincr_version(self, key: Any, delta: int = 1, version: int | None = None) -> int:
+        return await sync_to_async(self.incr_version, thread_sensitive=False)(key, delta, version)
+
+    async def adecr_version(self, key: Any, delta: int = 1, version: int | None = None) -> int:
+        return await sync_to_async(self.decr_version, thread_sensitive=False)(key, delta, version)
+
+    async def aget_or_set(
+        self, key: Any, default: Any, timeout: Any = DEFAULT_TIMEOUT, version: int | None = None
+    ) -> Any:
+        return await sync_to_async(self.get_or_set, thread_sensitive=False)(
+            key, default, timeout, version
+        )
+
+    async def aclear(self) -> None:
+        await sync_to_async(self.clear, thread_sensitive=False)()
+
+    async def aclose(self, **kwargs: Any) -> None:
+        await sync_to_async(self.close, thread_sensitive=False)()
+
+
+def _guard_inherited() -> None:
+    """Put every django-redis method we do not redefine (sets, sorted sets, hset, lock,
+    expire...) under the same exception policy, so no public method escapes it."""
+    for name in dir(DjangoRedisCache):
+        if name.startswith("_") or name in RedisCache.__dict__:
+            continue
+        attr = getattr(DjangoRedisCache, name)
+        if callable(attr) and not is_guarded(attr) and not isinstance(attr, type):
+            setattr(RedisCache, name, guarded()(attr))
+
+
+_guard_inherited()

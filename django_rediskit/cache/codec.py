@@ -1,0 +1,395 @@
+"""Value encoding: a one-byte header, serializers, signing and compression.
+
+Every non-integer value is stored as::
+
+    header(1) | signature(16, if signed) | payload (compressed or not)
+
+The header byte always has its top bit set, so it can never be confused with a raw integer (stored
+as ASCII digits so that Redis ``INCR`` works on it). Its other bits name the serializer (bits 4-6;
+0 is never used, so a bare pickle written by django-redis, which starts with ``0x80``, is never
+mistaken for ours), the compressor (bits 2-3), whether a signature follows (bit 1) and whether an
+extension block follows (bit 0, reserved for tag metadata). Because the format travels with the
+value, a site can change serializer or compressor without flushing: old values still decode.
+
+A signed value carries a keyed BLAKE2b tag over the header and payload, with a key derived from
+``SECRET_KEY`` (and each of ``SECRET_KEY_FALLBACKS`` for reading). Pickle values are always signed
+and are only unpickled after the tag verifies, so write access to Redis is not code execution.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import pickle
+import zlib
+from collections.abc import Callable, Iterable
+from typing import Any, ClassVar
+
+from django.core.exceptions import ImproperlyConfigured
+from django.utils.module_loading import import_string
+
+security_logger = logging.getLogger("django_rediskit.security")
+logger = logging.getLogger("django_rediskit.cache")
+
+MARKER = 0x80
+SIGNED = 0x02
+EXTENSION = 0x01
+SIGNATURE_SIZE = 16
+DEFAULT_SIGNING_SALT = "django_rediskit.cache.values"
+DEFAULT_MAX_VALUE_SIZE = 32 * 1024 * 1024
+DEFAULT_COMPRESS_MIN_LENGTH = 1024
+
+
+class ValueTooLarge(ValueError):
+    """An encoded value exceeds ``MAX_VALUE_SIZE``; nothing was written."""
+
+
+class UndecodableValue(Exception):
+    """A stored value cannot be trusted or read; the cache treats it as a miss."""
+
+
+# --- serializers ---------------------------------------------------------------------------------
+
+
+class Serializer:
+    """Turns values into bytes and back. ``format_id`` (1-7) is stored in every value's header."""
+
+    format_id: ClassVar[int]
+    name: ClassVar[str]
+    #: Whether loading untrusted bytes can run code; such formats are always signed.
+    executes_code: ClassVar[bool] = False
+
+    def dumps(self, value: Any) -> bytes:
+        raise NotImplementedError
+
+    def loads(self, data: bytes) -> Any:
+        raise NotImplementedError
+
+
+class PickleSerializer(Serializer):
+    format_id = 1
+    name = "pickle"
+    executes_code = True
+
+    def __init__(self, protocol: int = pickle.HIGHEST_PROTOCOL) -> None:
+        self.protocol = protocol
+
+    def dumps(self, value: Any) -> bytes:
+        return pickle.dumps(value, self.protocol)
+
+    def loads(self, data: bytes) -> Any:
+        # Only reached after the signature verified (Codec.decode enforces it).
+        return pickle.loads(data)  # noqa: S301
+
+
+class JSONSerializer(Serializer):
+    format_id = 2
+    name = "json"
+
+    def dumps(self, value: Any) -> bytes:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+
+    def loads(self, data: bytes) -> Any:
+        return json.loads(data)
+
+
+class MsgPackSerializer(Serializer):
+    format_id = 3
+    name = "msgpack"
+
+    def __init__(self) -> None:
+        import msgpack
+
+        self._packb = msgpack.packb
+        self._unpackb = msgpack.unpackb
+
+    def dumps(self, value: Any) -> bytes:
+        return bytes(self._packb(value, use_bin_type=True))
+
+    def loads(self, data: bytes) -> Any:
+        return self._unpackb(data, raw=False, strict_map_key=False)
+
+
+SERIALIZERS: dict[str, type[Serializer]] = {
+    "pickle": PickleSerializer,
+    "json": JSONSerializer,
+    "msgpack": MsgPackSerializer,
+    # django-redis's dotted paths, so a settings file can switch backends unchanged.
+    "django_redis.serializers.pickle.PickleSerializer": PickleSerializer,
+    "django_redis.serializers.json.JSONSerializer": JSONSerializer,
+    "django_redis.serializers.msgpack.MSGPackSerializer": MsgPackSerializer,
+}
+
+
+# --- compressors ---------------------------------------------------------------------------------
+
+
+class Compressor:
+    """Compression with a configurable level (django-redis hard-codes it, #176)."""
+
+    compressor_id: ClassVar[int]
+    name: ClassVar[str]
+
+    def __init__(self, level: int | None = None) -> None:
+        self.level = level
+
+    def compress(self, data: bytes) -> bytes:
+        raise NotImplementedError
+
+    def decompress(self, data: bytes) -> bytes:
+        raise NotImplementedError
+
+
+class ZlibCompressor(Compressor):
+    compressor_id = 1
+    name = "zlib"
+
+    def compress(self, data: bytes) -> bytes:
+        return zlib.compress(data, -1 if self.level is None else self.level)
+
+    def decompress(self, data: bytes) -> bytes:
+        return zlib.decompress(data)
+
+
+class ZstdCompressor(Compressor):
+    compressor_id = 2
+    name = "zstd"
+
+    def __init__(self, level: int | None = None) -> None:
+        super().__init__(level)
+        import pyzstd
+
+        self._pyzstd = pyzstd
+
+    def compress(self, data: bytes) -> bytes:
+        return bytes(self._pyzstd.compress(data, self.level or 0))
+
+    def decompress(self, data: bytes) -> bytes:
+        return bytes(self._pyzstd.decompress(data))
+
+
+class Lz4Compressor(Compressor):
+    compressor_id = 3
+    name = "lz4"
+
+    def __init__(self, level: int | None = None) -> None:
+        super().__init__(level)
+        import lz4.frame
+
+        self._frame = lz4.frame
+
+    def compress(self, data: bytes) -> bytes:
+        return bytes(self._frame.compress(data, compression_level=self.level or 0))
+
+    def decompress(self, data: bytes) -> bytes:
+        return bytes(self._frame.decompress(data))
+
+
+COMPRESSORS: dict[str, type[Compressor]] = {
+    "zlib": ZlibCompressor,
+    "zstd": ZstdCompressor,
+    "lz4": Lz4Compressor,
+    "django_redis.compressors.zlib.ZlibCompressor": ZlibCompressor,
+    "django_redis.compressors.zstd.ZStdCompressor": ZstdCompressor,
+    "django_redis.compressors.lz4.Lz4Compressor": Lz4Compressor,
+}
+NO_COMPRESSION = frozenset({"", "none", "django_redis.compressors.identity.IdentityCompressor"})
+_COMPRESSORS_BY_ID: dict[int, type[Compressor]] = {
+    cls.compressor_id: cls for cls in (ZlibCompressor, ZstdCompressor, Lz4Compressor)
+}
+
+
+def resolve_serializer(
+    spec: str | type[Serializer] | Serializer, options: dict[str, Any]
+) -> Serializer:
+    """Build the serializer named by ``SERIALIZER``: a short name, a dotted path or a class."""
+    if isinstance(spec, Serializer):
+        serializer = spec
+    else:
+        cls = SERIALIZERS.get(spec) if isinstance(spec, str) else spec
+        if cls is None and isinstance(spec, str):
+            cls = _import(spec, "SERIALIZER")
+        if not (isinstance(cls, type) and issubclass(cls, Serializer)):
+            raise ImproperlyConfigured(
+                f"SERIALIZER {spec!r} is not a django_rediskit.cache.codec.Serializer subclass."
+            )
+        if cls is PickleSerializer:
+            serializer = PickleSerializer(options.get("PICKLE_VERSION", pickle.HIGHEST_PROTOCOL))
+        else:
+            serializer = cls()
+    if not 1 <= getattr(serializer, "format_id", 0) <= 7:
+        raise ImproperlyConfigured(f"Serializer {serializer!r} needs a format_id from 1 to 7.")
+    return serializer
+
+
+def resolve_compressor(spec: str | None, level: int | None) -> Compressor | None:
+    """Build the compressor named by ``COMPRESSOR``, or None for no compression."""
+    if spec is None or spec in NO_COMPRESSION:
+        return None
+    cls = COMPRESSORS.get(spec)
+    if cls is None:
+        raise ImproperlyConfigured(
+            f"Unknown COMPRESSOR {spec!r}; use one of zlib, zstd, lz4 "
+            "(or the django_redis.compressors paths for those)."
+        )
+    try:
+        return cls(level)
+    except ImportError as exc:
+        raise ImproperlyConfigured(
+            f"COMPRESSOR {spec!r} needs the {exc.name!r} package: "
+            f"pip install 'django-rediskit[{cls.name}]'."
+        ) from exc
+
+
+def _import(path: str, option: str) -> Any:
+    try:
+        return import_string(path)
+    except ImportError as exc:
+        raise ImproperlyConfigured(f"{option} {path!r} cannot be imported: {exc}") from exc
+
+
+# --- signing -------------------------------------------------------------------------------------
+
+
+class Signer:
+    """Keyed BLAKE2b tags, with every fallback secret accepted when verifying."""
+
+    def __init__(self, secrets: Iterable[str | bytes], salt: str) -> None:
+        keys = [_derive_key(secret, salt) for secret in secrets if secret]
+        if not keys:
+            raise ImproperlyConfigured("Signed cache values need a non-empty SECRET_KEY.")
+        self._key = keys[0]
+        self._keys = tuple(keys)
+
+    def sign(self, data: bytes) -> bytes:
+        return hashlib.blake2b(data, key=self._key, digest_size=SIGNATURE_SIZE).digest()
+
+    def verify(self, signature: bytes, data: bytes) -> bool:
+        return any(
+            hmac.compare_digest(
+                signature, hashlib.blake2b(data, key=key, digest_size=SIGNATURE_SIZE).digest()
+            )
+            for key in self._keys
+        )
+
+
+def _derive_key(secret: str | bytes, salt: str) -> bytes:
+    raw = secret.encode() if isinstance(secret, str) else secret
+    return hmac.new(raw, salt.encode(), hashlib.sha256).digest()
+
+
+# --- the codec -----------------------------------------------------------------------------------
+
+
+class Codec:
+    """Encodes values for Redis and decodes (and authenticates) what comes back."""
+
+    def __init__(
+        self,
+        serializer: Serializer,
+        signer: Signer | None,
+        compressor: Compressor | None = None,
+        compress_min_length: int = DEFAULT_COMPRESS_MIN_LENGTH,
+        max_value_size: int = DEFAULT_MAX_VALUE_SIZE,
+    ) -> None:
+        if serializer.executes_code and signer is None:
+            raise ImproperlyConfigured(
+                f"The {serializer.name} serializer can run code when loading, so its values "
+                "must be signed; keep SIGN_VALUES=True or choose json/msgpack."
+            )
+        self.serializer = serializer
+        self.signer = signer
+        self.compressor = compressor
+        self.compress_min_length = compress_min_length
+        self.max_value_size = max_value_size
+        flags = MARKER | (serializer.format_id << 4)
+        if signer is not None:
+            flags |= SIGNED
+        self._plain_header = flags
+        self._compressed_header = (
+            flags | (compressor.compressor_id << 2) if compressor is not None else flags
+        )
+        self._serializers: dict[int, Serializer] = {serializer.format_id: serializer}
+
+    def encode(self, value: Any) -> bytes | int:
+        """Bytes to store; exact ints stay ints so Redis can INCR them."""
+        if type(value) is int:
+            return value
+        payload = self.serializer.dumps(value)
+        header = self._plain_header
+        if self.compressor is not None and len(payload) >= self.compress_min_length:
+            packed = self.compressor.compress(payload)
+            if len(packed) < len(payload):
+                payload, header = packed, self._compressed_header
+        head = bytes((header,))
+        if self.signer is not None:
+            data = head + self.signer.sign(head + payload) + payload
+        else:
+            data = head + payload
+        if len(data) > self.max_value_size:
+            raise ValueTooLarge(
+                f"Encoded value is {len(data)} bytes, over MAX_VALUE_SIZE={self.max_value_size}."
+            )
+        return data
+
+    def decode(self, data: bytes) -> Any:
+        """The stored value; raises UndecodableValue for anything forged, foreign or broken."""
+        if not data:
+            raise UndecodableValue("empty value")
+        header = data[0]
+        if header < MARKER:
+            try:
+                return int(data)
+            except ValueError:
+                raise UndecodableValue("value has no rediskit header") from None
+        if header & EXTENSION:
+            raise UndecodableValue("value has an extension block this version cannot read")
+        serializer = self._serializer_for(header >> 4 & 0x07)
+        if header & SIGNED:
+            signature = data[1 : 1 + SIGNATURE_SIZE]
+            payload = data[1 + SIGNATURE_SIZE :]
+            if self.signer is None or not self.signer.verify(signature, data[:1] + payload):
+                security_logger.warning(
+                    "Cache value failed signature verification; treated as a miss."
+                )
+                raise UndecodableValue("bad signature")
+        else:
+            if serializer.executes_code:
+                security_logger.warning("Unsigned %s cache value refused.", serializer.name)
+                raise UndecodableValue("unsigned value of a code-executing format")
+            payload = data[1:]
+        compressor_id = header >> 2 & 0x03
+        try:
+            if compressor_id:
+                payload = self._decompressor(compressor_id)(payload)
+            return serializer.loads(payload)
+        except UndecodableValue:
+            raise
+        except Exception as exc:
+            logger.error("Cache value could not be decoded (%s); treated as a miss.", exc)
+            raise UndecodableValue(str(exc)) from exc
+
+    def _serializer_for(self, format_id: int) -> Serializer:
+        serializer = self._serializers.get(format_id)
+        if serializer is None:
+            cls = next(
+                (cls for cls in set(SERIALIZERS.values()) if cls.format_id == format_id), None
+            )
+            if cls is None:
+                raise UndecodableValue(f"unknown serializer id {format_id}")
+            try:
+                serializer = self._serializers[format_id] = cls()
+            except ImportError as exc:
+                raise UndecodableValue(f"serializer {cls.name} not installed") from exc
+        return serializer
+
+    def _decompressor(self, compressor_id: int) -> Callable[[bytes], bytes]:
+        if self.compressor is not None and self.compressor.compressor_id == compressor_id:
+            return self.compressor.decompress
+        cls = _COMPRESSORS_BY_ID[compressor_id]
+        try:
+            return cls().decompress
+        except ImportError as exc:
+            raise UndecodableValue(f"compressor {cls.name} not installed") from exc

@@ -1,0 +1,108 @@
+"""System checks: configuration mistakes reported by ``manage.py check``, not at first request."""
+
+from __future__ import annotations
+
+import difflib
+from typing import Any
+
+from django.conf import settings
+from django.core import checks
+from django.core.exceptions import ImproperlyConfigured
+from django.utils.module_loading import import_string
+
+from django_rediskit import conf
+
+BACKEND_PATH = "django_rediskit.cache.RedisCache"
+
+
+def _is_ours(cache_conf: dict[str, Any]) -> bool:
+    backend = cache_conf.get("BACKEND", "")
+    if backend in (BACKEND_PATH, "django_rediskit.cache.backend.RedisCache"):
+        return True
+    try:
+        from django_rediskit.cache.backend import RedisCache
+
+        cls = import_string(backend)
+        return isinstance(cls, type) and issubclass(cls, RedisCache)
+    except ImportError:
+        return False
+
+
+@checks.register(checks.Tags.caches)
+def check_cache_options(**kwargs: Any) -> list[checks.CheckMessage]:
+    """Unknown options (typos), unusable serializers/compressors, signing without a secret."""
+    from django_rediskit.cache.backend import KNOWN_OPTIONS
+    from django_rediskit.cache.clients import build_codec
+    from django_rediskit.connection import validate_url
+
+    messages: list[checks.CheckMessage] = []
+    for alias, cache_conf in getattr(settings, "CACHES", {}).items():
+        if not _is_ours(cache_conf):
+            continue
+        options = cache_conf.get("OPTIONS", {})
+        for name in sorted(set(options) - KNOWN_OPTIONS):
+            close = difflib.get_close_matches(name, KNOWN_OPTIONS, n=1)
+            messages.append(
+                checks.Warning(
+                    f"CACHES[{alias!r}]['OPTIONS'] has unknown option {name!r}; it is ignored.",
+                    hint=f"Did you mean {close[0]!r}?"
+                    if close
+                    else "See the configuration reference.",
+                    id="django_rediskit.W001",
+                )
+            )
+        try:
+            build_codec(options)
+            locations = cache_conf.get("LOCATION", "")
+            for url in locations.split(",") if isinstance(locations, str) else locations:
+                validate_url(url)
+        except ImproperlyConfigured as exc:
+            messages.append(checks.Error(f"CACHES[{alias!r}]: {exc}", id="django_rediskit.E001"))
+        breaker = options.get("CIRCUIT_BREAKER", {})
+        if breaker is not False and not (
+            isinstance(breaker, dict) and set(breaker) <= {"FAILURE_THRESHOLD", "RECOVERY_TIME"}
+        ):
+            messages.append(
+                checks.Error(
+                    f"CACHES[{alias!r}]['OPTIONS']['CIRCUIT_BREAKER'] must be False or a dict "
+                    "with FAILURE_THRESHOLD and/or RECOVERY_TIME.",
+                    id="django_rediskit.E002",
+                )
+            )
+    return messages
+
+
+@checks.register(checks.Tags.caches)
+def check_feature_alias(**kwargs: Any) -> list[checks.CheckMessage]:
+    """The alias that the kit's features use must exist and use our backend."""
+    messages: list[checks.CheckMessage] = []
+    try:
+        alias = conf.get_setting("CACHE_ALIAS")
+    except ImproperlyConfigured as exc:
+        return [checks.Error(str(exc), id="django_rediskit.E003")]
+    for name in conf.unknown_settings():
+        close = difflib.get_close_matches(name, conf.DEFAULTS, n=1)
+        messages.append(
+            checks.Warning(
+                f"settings.REDISKIT has unknown key {name!r}; it is ignored.",
+                hint=f"Did you mean {close[0]!r}?" if close else None,
+                id="django_rediskit.W002",
+            )
+        )
+    cache_conf = getattr(settings, "CACHES", {}).get(alias)
+    if cache_conf is None:
+        messages.append(
+            checks.Error(
+                f"REDISKIT['CACHE_ALIAS'] is {alias!r}, which CACHES does not define.",
+                id="django_rediskit.E004",
+            )
+        )
+    elif not _is_ours(cache_conf):
+        messages.append(
+            checks.Error(
+                f"CACHES[{alias!r}] uses {cache_conf.get('BACKEND')!r}; the features of "
+                f"django-rediskit need {BACKEND_PATH!r}.",
+                id="django_rediskit.E005",
+            )
+        )
+    return messages
