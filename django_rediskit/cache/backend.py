@@ -94,6 +94,14 @@ def _text(data: bytes | str) -> str:
     return data.decode() if isinstance(data, bytes) else data
 
 
+def _no_mapping(arguments: dict[str, Any]) -> dict[Any, Any]:
+    return {}
+
+
+def _no_items(arguments: dict[str, Any]) -> list[Any]:
+    return []
+
+
 def _failed_keys(arguments: dict[str, Any]) -> list[Any]:
     return list(arguments["data"])
 
@@ -314,7 +322,7 @@ class RedisCache(DjangoRedisCache):  # type: ignore[misc]
             full = self.make_and_validate_key(key, version)
         return bool(self._write().unlink(full))
 
-    @guarded(miss=dict)
+    @guarded(miss=_no_mapping)
     def get_many(self, keys: Iterable[Any], version: int | None = None) -> dict[Any, Any]:
         by_full = {self.make_and_validate_key(key, version): key for key in keys}
         if not by_full:
@@ -537,7 +545,7 @@ class RedisCache(DjangoRedisCache):  # type: ignore[misc]
         for full in self._read().scan_iter(match=pattern, count=itersize or self._scan_count):
             yield self.client.reverse_key(full.decode() if isinstance(full, bytes) else full)
 
-    @guarded(miss=list)
+    @guarded(miss=_no_items)
     def keys(self, search: str, version: int | None = None) -> list[str]:
         """Every matching key, gathered with SCAN: safe on a big database, O(matches) memory."""
         return list(self.iter_keys(search, version=version))
@@ -563,13 +571,13 @@ class RedisCache(DjangoRedisCache):  # type: ignore[misc]
         value = self._decoded(self._read().hget(self.make_and_validate_key(key, version), field))
         return default if value is MISSING else value
 
-    @guarded(miss=dict)
+    @guarded(miss=_no_mapping)
     def hgetall(self, key: Any, version: int | None = None) -> dict[str, Any]:
         raw = self._read().hgetall(self.make_and_validate_key(key, version))
         decoded = {_text(field): self._decoded(value) for field, value in raw.items()}
         return {field: value for field, value in decoded.items() if value is not MISSING}
 
-    @guarded(miss=list)
+    @guarded(miss=_no_items)
     def hmget(self, key: Any, fields: Iterable[str], version: int | None = None) -> list[Any]:
         raw = self._read().hmget(self.make_and_validate_key(key, version), list(fields))
         return [None if (value := self._decoded(item)) is MISSING else value for item in raw]
@@ -590,7 +598,7 @@ class RedisCache(DjangoRedisCache):  # type: ignore[misc]
         encoded = [self.client.encode(value) for value in values]
         return int(self._write().rpush(self.make_and_validate_key(key, version), *encoded))
 
-    @guarded(miss=list)
+    @guarded(miss=_no_items)
     def lrange(self, key: Any, start: int, end: int, version: int | None = None) -> list[Any]:
         raw = self._read().lrange(self.make_and_validate_key(key, version), start, end)
         return [value for value in map(self._decoded, raw) if value is not MISSING]
@@ -688,10 +696,9 @@ class RedisCache(DjangoRedisCache):  # type: ignore[misc]
 def _guard_inherited() -> None:
     """Put every django-redis method we do not redefine (sets, sorted sets, hset, lock,
     expire...) under the same exception policy, so no public method escapes it."""
-    for name in dir(DjangoRedisCache):
+    for name, attr in vars(DjangoRedisCache).items():
         if name.startswith("_") or name in RedisCache.__dict__:
             continue
-        attr = getattr(DjangoRedisCache, name)
         if callable(attr) and not is_guarded(attr) and not isinstance(attr, type):
             setattr(RedisCache, name, guarded()(attr))
 

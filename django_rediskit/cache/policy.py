@@ -158,7 +158,7 @@ def guarded(miss: Any = None) -> Callable[[F], F]:
             if not isinstance(cause, CircuitOpen):
                 self._breaker.record_failure()
             self._stats.errors += 1
-            if self._ignore_exceptions:
+            if self._mute_outages:
                 self._log_ignored(name, cause)
                 return muted_value((self, *args), kw)
             if cause is exc:
