@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -36,7 +37,5 @@ def make_cache() -> Iterator[MakeCache]:
 
     yield build
     for cache in built:
-        try:
+        with contextlib.suppress(Exception):
             cache.clear()
-        except Exception:  # noqa: S110 - the test stopped that server on purpose
-            pass
