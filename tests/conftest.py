@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import contextlib
 import os
+import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
+from django.conf import settings
 from django.core.cache import caches
 
+from django_rediskit.cache import RedisCache
 from tests import servers
+from tests.helpers import MakeCache
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -46,3 +51,29 @@ def _clean_caches() -> Iterator[None]:
     for alias in ("default", "other"):
         with contextlib.suppress(Exception):
             caches[alias].clear()
+
+
+@pytest.fixture
+def make_cache() -> Iterator[MakeCache]:
+    """Build a RedisCache with given OPTIONS under a fresh prefix; cleared afterwards."""
+    built: list[RedisCache] = []
+
+    def build(
+        location: str | None = None, *, prefix: str | None = None, **params: Any
+    ) -> RedisCache:
+        options = params.pop("OPTIONS", {})
+        cache = RedisCache(
+            location or settings.REDIS_URL,
+            {
+                "KEY_PREFIX": prefix if prefix is not None else f"t-{uuid.uuid4().hex[:8]}",
+                "OPTIONS": options,
+                **params,
+            },
+        )
+        built.append(cache)
+        return cache
+
+    yield build
+    for cache in built:
+        with contextlib.suppress(Exception):
+            cache.clear()

@@ -24,7 +24,7 @@ from django_rediskit.cache.codec import (
     ValueTooLarge,
     ZlibCompressor,
 )
-from tests.cache.conftest import MakeCache
+from tests.helpers import MakeCache
 
 
 class _FileCreator:

@@ -13,7 +13,7 @@ import pytest
 from django.core.cache import cache, caches
 from django.core.cache.backends.base import CacheKeyWarning
 
-from tests.cache.conftest import MakeCache
+from tests.helpers import MakeCache
 
 
 class Unpicklable:

@@ -8,7 +8,7 @@ import time
 from django.core.cache import cache
 
 from tests.cache.commands import count_commands
-from tests.cache.conftest import MakeCache
+from tests.helpers import MakeCache
 
 
 def test_ttl_and_pttl_take_one_round_trip() -> None:

@@ -11,7 +11,7 @@ from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from django_rediskit.cache.policy import CircuitOpen
-from tests.cache.conftest import MakeCache
+from tests.helpers import MakeCache
 from tests.servers import RedisServer
 
 CONNECT_TIMEOUT = 0.5
