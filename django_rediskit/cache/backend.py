@@ -242,12 +242,17 @@ class RedisCache(DjangoRedisCache):  # type: ignore[misc]
 
     @guarded(miss=False)
     def add(
-        self, key: Any, value: Any, timeout: Any = DEFAULT_TIMEOUT, version: int | None = None
+        self,
+        key: Any,
+        value: Any,
+        timeout: Any = DEFAULT_TIMEOUT,
+        version: int | None = None,
+        client: Redis | None = None,
     ) -> bool:
         full = self.make_and_validate_key(key, version)
         data = self.client.encode(value)
         ms = self.timeout_ms(timeout, value)
-        client = self._write()
+        client = client or self._write()
         if ms is not None and ms <= 0:
             return not client.exists(full)
         return bool(client.set(full, data, nx=True, px=ms))
@@ -258,20 +263,18 @@ class RedisCache(DjangoRedisCache):  # type: ignore[misc]
         key: Any,
         default: Any = None,
         version: int | None = None,
+        client: Redis | None = None,
+        *,
         refresh_ttl: Any = None,
     ) -> Any:
         """The value, or ``default``; ``refresh_ttl`` (or ``SLIDING``) extends it (GETEX)."""
         full = self.make_and_validate_key(key, version)
-        client = self._read()
         if refresh_ttl is None and not self._sliding:
-            raw = client.get(full)
+            raw = (client or self._read()).get(full)
         else:
             ms = self.timeout_ms(refresh_ttl if refresh_ttl is not None else DEFAULT_TIMEOUT)
-            raw = (
-                self._write().getex(full, persist=True)
-                if ms is None
-                else self._write().getex(full, px=ms)
-            )
+            writer = client or self._write()
+            raw = writer.getex(full, persist=True) if ms is None else writer.getex(full, px=ms)
         value = self._decoded(raw)
         if value is MISSING:
             self._stats.misses += 1
@@ -315,20 +318,29 @@ class RedisCache(DjangoRedisCache):  # type: ignore[misc]
         return bool(client.pexpire(full, max(ms, 0)))
 
     @guarded(miss=False)
-    def delete(self, key: Any, version: int | None = None, prefix: str | None = None) -> bool:
+    def delete(
+        self,
+        key: Any,
+        version: int | None = None,
+        prefix: str | None = None,
+        client: Redis | None = None,
+    ) -> bool:
         if prefix is not None:
             full = self.client.make_key(key, version=version, prefix=prefix)
         else:
             full = self.make_and_validate_key(key, version)
-        return bool(self._write().unlink(full))
+        return bool((client or self._write()).unlink(full))
 
     @guarded(miss=_no_mapping)
-    def get_many(self, keys: Iterable[Any], version: int | None = None) -> dict[Any, Any]:
+    def get_many(
+        self, keys: Iterable[Any], version: int | None = None, client: Redis | None = None
+    ) -> dict[Any, Any]:
         by_full = {self.make_and_validate_key(key, version): key for key in keys}
         if not by_full:
             return {}
         found: dict[Any, Any] = {}
-        for full, raw in zip(by_full, self._read().mget(list(by_full)), strict=True):
+        raws = (client or self._read()).mget(list(by_full))
+        for full, raw in zip(by_full, raws, strict=True):
             value = self._decoded(raw)
             if value is not MISSING:
                 found[by_full[full]] = value
@@ -338,7 +350,11 @@ class RedisCache(DjangoRedisCache):  # type: ignore[misc]
 
     @guarded(miss=_failed_keys)
     def set_many(
-        self, data: Mapping[Any, Any], timeout: Any = DEFAULT_TIMEOUT, version: int | None = None
+        self,
+        data: Mapping[Any, Any],
+        timeout: Any = DEFAULT_TIMEOUT,
+        version: int | None = None,
+        client: Redis | None = None,
     ) -> list[Any]:
         """Store every pair in one pipeline; returns the keys that failed (always [] or raises)."""
         # Encode everything first: a value that cannot be serialized writes nothing at all.
@@ -352,7 +368,7 @@ class RedisCache(DjangoRedisCache):  # type: ignore[misc]
         ]
         if not items:
             return []
-        pipe = self._write().pipeline(transaction=False)
+        pipe = (client or self._write()).pipeline(transaction=False)
         for full, encoded, ms in items:
             if ms is not None and ms <= 0:
                 pipe.unlink(full)
@@ -362,14 +378,16 @@ class RedisCache(DjangoRedisCache):  # type: ignore[misc]
         return []
 
     @guarded()
-    def delete_many(self, keys: Iterable[Any], version: int | None = None) -> None:
+    def delete_many(
+        self, keys: Iterable[Any], version: int | None = None, client: Redis | None = None
+    ) -> None:
         fulls = [self.make_and_validate_key(key, version) for key in keys]
         if fulls:
-            self._write().unlink(*fulls)
+            (client or self._write()).unlink(*fulls)
 
     @guarded(miss=False)
-    def has_key(self, key: Any, version: int | None = None) -> bool:
-        return bool(self._read().exists(self.make_and_validate_key(key, version)))
+    def has_key(self, key: Any, version: int | None = None, client: Redis | None = None) -> bool:
+        return bool((client or self._read()).exists(self.make_and_validate_key(key, version)))
 
     @guarded()
     def incr(
@@ -518,13 +536,17 @@ class RedisCache(DjangoRedisCache):  # type: ignore[misc]
         pattern: str,
         version: int | None = None,
         prefix: str | None = None,
+        client: Redis | None = None,
         itersize: int | None = None,
     ) -> int:
         """Delete matching entries with SCAN + bounded UNLINK batches; returns how many went."""
-        return self._unlink_matching(self.make_pattern(pattern, version, prefix), itersize)
+        pattern = self.make_pattern(pattern, version, prefix)
+        return self._unlink_matching(pattern, itersize, client)
 
-    def _unlink_matching(self, pattern: str, itersize: int | None = None) -> int:
-        client = self._write()
+    def _unlink_matching(
+        self, pattern: str, itersize: int | None = None, client: Redis | None = None
+    ) -> int:
+        client = client or self._write()
         deleted = 0
         batch: list[bytes] = []
         for full in client.scan_iter(match=pattern, count=itersize or self._scan_count):
@@ -538,28 +560,35 @@ class RedisCache(DjangoRedisCache):  # type: ignore[misc]
 
     @guarded()
     def iter_keys(
-        self, search: str, itersize: int | None = None, version: int | None = None
+        self,
+        search: str,
+        itersize: int | None = None,
+        client: Redis | None = None,
+        version: int | None = None,
     ) -> Iterator[str]:
         """Yield the cache keys matching ``search`` (SCAN, never KEYS), without prefix/version."""
         pattern = self.make_pattern(search, version)
-        for full in self._read().scan_iter(match=pattern, count=itersize or self._scan_count):
+        scan = (client or self._read()).scan_iter(match=pattern, count=itersize or self._scan_count)
+        for full in scan:
             yield self.client.reverse_key(full.decode() if isinstance(full, bytes) else full)
 
     @guarded(miss=_no_items)
-    def keys(self, search: str, version: int | None = None) -> list[str]:
+    def keys(
+        self, search: str, version: int | None = None, client: Redis | None = None
+    ) -> list[str]:
         """Every matching key, gathered with SCAN: safe on a big database, O(matches) memory."""
-        return list(self.iter_keys(search, version=version))
+        return list(self.iter_keys(search, client=client, version=version))
 
     @guarded(miss=0)
-    def ttl(self, key: Any, version: int | None = None) -> int | None:
+    def ttl(self, key: Any, version: int | None = None, client: Redis | None = None) -> int | None:
         """Seconds left (rounded up): None if persistent, 0 if missing. One round trip."""
-        pttl = self.pttl(key, version)
+        pttl = self.pttl(key, version, client)
         return pttl if not pttl else math.ceil(pttl / 1000)
 
     @guarded(miss=0)
-    def pttl(self, key: Any, version: int | None = None) -> int | None:
+    def pttl(self, key: Any, version: int | None = None, client: Redis | None = None) -> int | None:
         """Milliseconds left: None if persistent, 0 if missing. One round trip."""
-        result = int(self._read().pttl(self.make_and_validate_key(key, version)))
+        result = int((client or self._read()).pttl(self.make_and_validate_key(key, version)))
         if result == -1:
             return None
         return max(result, 0)
