@@ -18,7 +18,12 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Final
 
 from asgiref.sync import sync_to_async
-from django.core.cache.backends.base import DEFAULT_TIMEOUT, CacheKeyWarning, memcache_key_warnings
+from django.core.cache.backends.base import (
+    DEFAULT_TIMEOUT,
+    CacheKeyWarning,
+    default_key_func,
+    memcache_key_warnings,
+)
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 from django_redis.cache import RedisCache as DjangoRedisCache
@@ -134,6 +139,8 @@ class RedisCache(DjangoRedisCache):  # type: ignore[misc]
         self._stampede_lock_timeout = float(
             options.get("STAMPEDE_LOCK_TIMEOUT", DEFAULT_STAMPEDE_LOCK_TIMEOUT)
         )
+        # The common KEY_FUNCTION is inlined in make_and_validate_key (a hot path).
+        self._default_key_func = self.key_func is default_key_func
         self.scope = self._scope_for(server, params)
         self._breaker, self._stats, self._log_ignored = self._shared_state(options)
 
@@ -201,7 +208,10 @@ class RedisCache(DjangoRedisCache):  # type: ignore[misc]
         return client
 
     def make_and_validate_key(self, key: Any, version: int | None = None) -> str:
-        full: str = self.make_key(key, version=version)
+        if self._default_key_func:
+            full = f"{self.key_prefix}:{self.version if version is None else version}:{key}"
+        else:
+            full = self.make_key(key, version=version)
         # Fast path: the common printable-ASCII key needs none of memcached's checks.
         if len(full) > 250 or not (full.isascii() and full.isprintable()) or " " in full:
             for warning in memcache_key_warnings(full):
