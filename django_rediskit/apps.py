@@ -8,3 +8,6 @@ class RedisKitConfig(AppConfig):
 
     def ready(self) -> None:
         from django_rediskit import checks  # noqa: F401  (registers the system checks)
+        from django_rediskit.invalidation.registry import connect_registered
+
+        connect_registered()

@@ -26,6 +26,9 @@ NAMESPACES: dict[str, str] = {
 DEFAULTS: dict[str, Any] = {
     # Alias of the CACHES entry whose Redis each feature uses.
     "CACHE_ALIAS": "default",
+    # Model-signal invalidation: above this many matched rows, QuerySet.update() bumps the
+    # model's object generation (og:) instead of one o: tag per row.
+    "INVALIDATION": {"UPDATE_PK_CAP": 1000},
 }
 
 
@@ -40,6 +43,14 @@ def get_setting(name: str) -> Any:
         return DEFAULTS[name]
     except KeyError:
         raise ImproperlyConfigured(f"Unknown REDISKIT setting {name!r}.") from None
+
+
+def get_section(name: str) -> dict[str, Any]:
+    """A dict-valued setting with its defaults filled in, so users override single keys."""
+    value = get_setting(name)
+    if not isinstance(value, dict):
+        raise ImproperlyConfigured(f"REDISKIT[{name!r}] must be a dict.")
+    return {**DEFAULTS[name], **value}
 
 
 def unknown_settings() -> list[str]:

@@ -26,6 +26,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.admin",
     "django_rediskit",
+    "tests.testapp",
 ]
 
 MIDDLEWARE = [
