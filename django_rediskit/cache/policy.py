@@ -141,6 +141,8 @@ def guarded(miss: Any = None) -> Callable[[F], F]:
         signature = inspect.signature(method)
 
         def muted_value(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+            if isinstance(miss, type):  # dict, list: a fresh empty value, not dict(arguments)
+                return miss()
             if callable(miss):
                 bound = signature.bind(*args, **kwargs)
                 bound.apply_defaults()
@@ -158,7 +160,7 @@ def guarded(miss: Any = None) -> Callable[[F], F]:
             if not isinstance(cause, CircuitOpen):
                 self._breaker.record_failure()
             self._stats.errors += 1
-            if self._ignore_exceptions:
+            if self._mute_outages:
                 self._log_ignored(name, cause)
                 return muted_value((self, *args), kw)
             if cause is exc:
