@@ -26,6 +26,8 @@ NAMESPACES: dict[str, str] = {
 DEFAULTS: dict[str, Any] = {
     # Alias of the CACHES entry whose Redis each feature uses.
     "CACHE_ALIAS": "default",
+    # Environment prefix that cache.keys.KeyBuilder puts before every key it builds.
+    "KEY_ENV": "",
 }
 
 
