@@ -29,6 +29,8 @@ DEFAULTS: dict[str, Any] = {
     # Model-signal invalidation: above this many matched rows, QuerySet.update() bumps the
     # model's object generation (og:) instead of one o: tag per row.
     "INVALIDATION": {"UPDATE_PK_CAP": 1000},
+    # Environment prefix that cache.keys.KeyBuilder puts before every key it builds.
+    "KEY_ENV": "",
 }
 
 

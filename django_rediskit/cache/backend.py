@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+import random
 import re
 import threading
 import time
@@ -30,9 +31,11 @@ from django_redis.cache import RedisCache as DjangoRedisCache
 from redis import Redis
 from redis.lock import Lock
 
+from django_rediskit.cache import tags as tagging
 from django_rediskit.cache.clients import RedisKitClient
-from django_rediskit.cache.codec import UndecodableValue
+from django_rediskit.cache.codec import TagBlock, UndecodableValue
 from django_rediskit.cache.policy import (
+    OUTAGE_ERRORS,
     CircuitBreaker,
     ThrottledLog,
     guarded,
@@ -86,6 +89,8 @@ KNOWN_OPTIONS: Final = frozenset(
         "SCAN_COUNT",
         "DELETE_BATCH_SIZE",
         "STAMPEDE_LOCK_TIMEOUT",
+        "TAG_TTL",
+        "JITTER",
     }
 )
 
@@ -141,10 +146,20 @@ class RedisCache(DjangoRedisCache):  # type: ignore[misc]
         )
         # The common KEY_FUNCTION is inlined in make_and_validate_key (a hot path).
         self._default_key_func = self.key_func is default_key_func
+        self._tag_ttl_ms = self._tag_ttl_option(options.get("TAG_TTL", tagging.DEFAULT_TAG_TTL))
+        self._jitter = float(options.get("JITTER", 0.0))
+        if not 0.0 <= self._jitter < 1.0:
+            raise ImproperlyConfigured(f"JITTER must be >= 0 and < 1, not {self._jitter!r}.")
         self.scope = self._scope_for(server, params)
         self._breaker, self._stats, self._log_ignored = self._shared_state(options)
 
     # --- construction helpers --------------------------------------------------------------------
+
+    @staticmethod
+    def _tag_ttl_option(seconds: Any) -> int:
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds <= 0:
+            raise ImproperlyConfigured(f"TAG_TTL must be a positive number, not {seconds!r}.")
+        return math.ceil(seconds * 1000)
 
     @staticmethod
     def _scope_for(server: str, params: dict[str, Any]) -> str:
@@ -248,6 +263,115 @@ class RedisCache(DjangoRedisCache):  # type: ignore[misc]
         except UndecodableValue:
             return MISSING
 
+    # --- tags (see cache/tags.py) ----------------------------------------------------------------
+
+    def tag_key(self, tag: str) -> str:
+        """The version key of ``tag``: ``<prefix>:tv:{<escaped tag>}``."""
+        return self.feature_key("tags", "{" + tagging.key_name(tag) + "}")
+
+    def _tag_keys(self, names: Iterable[str]) -> dict[str, str]:
+        return {name: self.tag_key(name) for name in names}
+
+    def _tag_block(self, tags: Any, versions: Mapping[str, bytes] | None) -> TagBlock | None:
+        """The header block for a tagged write; ensures versions (one round trip) if none given."""
+        names = tagging.normalize_tags(tags)
+        if versions is None:
+            if not names:
+                return None
+            return tagging.ensure(self._write(), self._tag_keys(names), self._tag_ttl_ms).block()
+        if tags is not None and set(names) != set(versions):
+            raise ValueError(
+                f"tags {sorted(names)} and the captured versions {sorted(versions)} differ."
+            )
+        tagging.normalize_tags(versions)
+        if any(not isinstance(v, bytes) or not v for v in versions.values()):
+            raise TypeError("versions must map tag names to tokens from tag_versions().")
+        captured = tagging.TagVersions(versions)
+        return captured.block() if captured else None
+
+    def _entry(self, value: Any, timeout: Any, block: TagBlock | None) -> tuple[Any, int | None]:
+        """Encoded bytes and PX for one write: tagged entries never outlive ``TAG_TTL``, and
+        ``JITTER`` shortens finite timeouts by a random share so keys written together do not
+        all expire together."""
+        ms = self.timeout_ms(timeout, value)
+        if block is not None:
+            data: Any = self.client.codec.encode(value, block)
+            if ms is None or ms > self._tag_ttl_ms:
+                ms = self._tag_ttl_ms
+        else:
+            data = self.client.encode(value)
+        if self._jitter and ms is not None and ms > 1:
+            ms -= random.randint(0, int(ms * self._jitter))  # noqa: S311 (spread, not secrecy)
+        return data, ms
+
+    def _checked(self, raws: list[Any], known: dict[str, bytes | None]) -> list[Any]:
+        """Decode entries; a tagged one is MISSING unless its captured versions are current.
+
+        ``known`` holds versions read in the same round trip as the entries (declared tags);
+        tags an entry names beyond those are fetched in one more round trip for all entries.
+        """
+        entries: list[tuple[Any, TagBlock | None]] = []
+        for raw in raws:
+            if raw is None:
+                entries.append((MISSING, None))
+                continue
+            try:
+                entries.append(self.client.codec.decode_entry(raw))
+            except UndecodableValue:
+                entries.append((MISSING, None))
+        wanted = {
+            name
+            for value, block in entries
+            if block is not None and value is not MISSING
+            for name in block.names
+            if name not in known
+        }
+        if wanted:
+            keys = self._tag_keys(sorted(wanted))
+            known.update(zip(keys, tagging.mget(self._read(), list(keys.values())), strict=True))
+        return [
+            value if block is None or tagging.is_current(block, known) else MISSING
+            for value, block in entries
+        ]
+
+    def _replace_stale(self, client: Redis, full: str, data: Any, ms: int | None) -> bool:
+        """After a failed NX write: the key may hold an entry that reads as a miss (invalidated
+        tags); add() must then succeed, as it would had the entry been deleted."""
+        raw = client.get(full)
+        if raw is None:
+            return bool(client.set(full, data, nx=True, px=ms))
+        if self._checked([raw], {})[0] is not MISSING:
+            return False
+        replace = script("tags_replace_stale")
+        return bool(replace(keys=[full], args=[raw, data, ms or 0], client=client))
+
+    @guarded()
+    def tag_versions(self, *tags: str) -> tagging.TagVersions | None:
+        """Capture the current version of each tag (creating missing ones) before computing a
+        value; store it with ``set(key, value, versions=captured)``. If a tag is invalidated in
+        between, the stored entry is a miss for every later read. One round trip."""
+        names = tagging.normalize_tags(tags)
+        return tagging.ensure(self._write(), self._tag_keys(names), self._tag_ttl_ms)
+
+    @guarded(miss=0)
+    def invalidate_tags(self, *tags: str) -> int:
+        """Make every entry carrying any of ``tags`` a miss: one pipeline of UNLINKs, O(tags),
+        whatever the number of entries. Returns how many version keys existed.
+
+        Outages are retried briefly (3 tries within ~100 ms); a final failure is logged with
+        the tags, because a lost invalidation is stale data until the entries' TTL.
+        """
+        keys = list(self._tag_keys(tagging.normalize_tags(tags)).values())
+        for attempt in range(3):
+            try:
+                return tagging.invalidate(self._write(), keys)
+            except OUTAGE_ERRORS:
+                if attempt == 2:
+                    logger.error("Tag invalidation failed; stale until TTL: %s", sorted(tags))
+                    raise
+                time.sleep(0.02 * (attempt + 1))
+        raise AssertionError("unreachable")  # pragma: no cover
+
     # --- the Django contract ---------------------------------------------------------------------
 
     @guarded(miss=False)
@@ -258,14 +382,17 @@ class RedisCache(DjangoRedisCache):  # type: ignore[misc]
         timeout: Any = DEFAULT_TIMEOUT,
         version: int | None = None,
         client: Redis | None = None,
+        tags: Iterable[str] | None = None,
+        versions: Mapping[str, bytes] | None = None,
     ) -> bool:
         full = self.make_and_validate_key(key, version)
-        data = self.client.encode(value)
-        ms = self.timeout_ms(timeout, value)
+        data, ms = self._entry(value, timeout, self._tag_block(tags, versions))
         client = client or self._write()
         if ms is not None and ms <= 0:
             return not client.exists(full)
-        return bool(client.set(full, data, nx=True, px=ms))
+        return bool(client.set(full, data, nx=True, px=ms)) or self._replace_stale(
+            client, full, data, ms
+        )
 
     @guarded(miss=lambda arguments: arguments["default"])
     def get(
@@ -276,16 +403,33 @@ class RedisCache(DjangoRedisCache):  # type: ignore[misc]
         client: Redis | None = None,
         *,
         refresh_ttl: Any = None,
+        tags: Iterable[str] | None = None,
     ) -> Any:
-        """The value, or ``default``; ``refresh_ttl`` (or ``SLIDING``) extends it (GETEX)."""
+        """The value, or ``default``; ``refresh_ttl`` (or ``SLIDING``) extends it (GETEX).
+
+        ``tags`` declares the tags the entry is expected to carry, so their versions are read
+        in the same round trip; without it a tagged entry costs one more round trip.
+        """
         full = self.make_and_validate_key(key, version)
+        declared = self._tag_keys(tagging.normalize_tags(tags))
+        current: list[Any] = []
         if refresh_ttl is None and not self._sliding:
-            raw = (client or self._read()).get(full)
+            reader = client or self._read()
+            if declared:
+                raw, *current = tagging.mget(reader, [full, *declared.values()])
+            else:
+                raw = reader.get(full)
         else:
             ms = self.timeout_ms(refresh_ttl if refresh_ttl is not None else DEFAULT_TIMEOUT)
-            writer = client or self._write()
-            raw = writer.getex(full, persist=True) if ms is None else writer.getex(full, px=ms)
-        value = self._decoded(raw)
+            pipe = (client or self._write()).pipeline(transaction=False)
+            if ms is None:
+                pipe.getex(full, persist=True)
+            else:
+                pipe.getex(full, px=ms)
+            for tag_key in declared.values():
+                pipe.get(tag_key)
+            raw, *current = pipe.execute()
+        value = self._checked([raw], dict(zip(declared, current, strict=True)))[0]
         if value is MISSING:
             self._stats.misses += 1
             return default
@@ -302,11 +446,17 @@ class RedisCache(DjangoRedisCache):  # type: ignore[misc]
         client: Redis | None = None,
         nx: bool = False,
         xx: bool = False,
+        tags: Iterable[str] | None = None,
+        versions: Mapping[str, bytes] | None = None,
     ) -> bool:
-        """Store ``value``; returns whether it was written (``nx``/``xx`` as in django-redis)."""
+        """Store ``value``; returns whether it was written (``nx``/``xx`` as in django-redis).
+
+        ``tags`` makes the entry a miss once any of them is invalidated. Pass ``versions``
+        captured with :meth:`tag_versions` *before* computing the value, so an invalidation
+        during the computation is not lost (a blind tagged set reads versions now).
+        """
         full = self.make_and_validate_key(key, version)
-        data = self.client.encode(value)
-        ms = self.timeout_ms(timeout, value)
+        data, ms = self._entry(value, timeout, self._tag_block(tags, versions))
         target = client if client is not None else self._write()
         if ms is not None and ms <= 0:
             if nx:
@@ -343,15 +493,20 @@ class RedisCache(DjangoRedisCache):  # type: ignore[misc]
 
     @guarded(miss=_no_mapping)
     def get_many(
-        self, keys: Iterable[Any], version: int | None = None, client: Redis | None = None
+        self,
+        keys: Iterable[Any],
+        version: int | None = None,
+        client: Redis | None = None,
+        tags: Iterable[str] | None = None,
     ) -> dict[Any, Any]:
         by_full = {self.make_and_validate_key(key, version): key for key in keys}
         if not by_full:
             return {}
         found: dict[Any, Any] = {}
-        raws = (client or self._read()).mget(list(by_full))
-        for full, raw in zip(by_full, raws, strict=True):
-            value = self._decoded(raw)
+        declared = self._tag_keys(tagging.normalize_tags(tags))
+        raws = tagging.mget(client or self._read(), [*by_full, *declared.values()])
+        known = dict(zip(declared, raws[len(by_full) :], strict=True))
+        for full, value in zip(by_full, self._checked(raws[: len(by_full)], known), strict=True):
             if value is not MISSING:
                 found[by_full[full]] = value
         self._stats.hits += len(found)
@@ -365,15 +520,17 @@ class RedisCache(DjangoRedisCache):  # type: ignore[misc]
         timeout: Any = DEFAULT_TIMEOUT,
         version: int | None = None,
         client: Redis | None = None,
+        tags: Iterable[str] | None = None,
+        versions: Mapping[str, bytes] | None = None,
     ) -> list[Any]:
-        """Store every pair in one pipeline; returns the keys that failed (always [] or raises)."""
+        """Store every pair in one pipeline; returns the keys that failed (always [] or raises).
+
+        ``tags``/``versions`` apply to every entry, as in :meth:`set`.
+        """
+        block = self._tag_block(tags, versions) if data else None
         # Encode everything first: a value that cannot be serialized writes nothing at all.
         items = [
-            (
-                self.make_and_validate_key(key, version),
-                self.client.encode(value),
-                self.timeout_ms(timeout, value),
-            )
+            (self.make_and_validate_key(key, version), *self._entry(value, timeout, block))
             for key, value in data.items()
         ]
         if not items:
@@ -421,7 +578,10 @@ class RedisCache(DjangoRedisCache):  # type: ignore[misc]
         if result == b"missing":
             raise ValueError(f"Key {key!r} not found")
         if result == b"notint":
-            raise TypeError(f"Cache value at {key!r} is not an integer Redis can increment.")
+            raise TypeError(
+                f"Cache value at {key!r} is not an integer Redis can increment"
+                " (tagged entries never are)."
+            )
         return int(result)
 
     @guarded()
@@ -465,42 +625,65 @@ class RedisCache(DjangoRedisCache):  # type: ignore[misc]
 
     @guarded(miss=_computed_default)
     def get_or_set(
-        self, key: Any, default: Any, timeout: Any = DEFAULT_TIMEOUT, version: int | None = None
+        self,
+        key: Any,
+        default: Any,
+        timeout: Any = DEFAULT_TIMEOUT,
+        version: int | None = None,
+        tags: Iterable[str] | None = None,
     ) -> Any:
         """Stampede-safe: for a callable ``default`` only one caller per key computes it.
 
         Others poll briefly for the value; if the computer dies, the lock's TTL
         (``STAMPEDE_LOCK_TIMEOUT``) frees the key and a waiter takes over. A waiter that has
-        waited a whole lock timeout computes the value itself rather than fail.
+        waited a whole lock timeout computes the value itself rather than fail. With ``tags``,
+        their versions are captured before ``default()`` runs (no stale re-cache).
         """
-        value = self.get(key, MISSING, version)
+        tags = tagging.normalize_tags(tags)
+        value = self.get(key, MISSING, version, tags=tags)
         if value is not MISSING:
             return value
         if not callable(default):
-            self.add(key, default, timeout, version)
-            return self.get(key, default, version)
+            self.add(key, default, timeout, version, tags=tags)
+            return self.get(key, default, version, tags=tags)
         lock = self.stampede_lock(key, version)
         deadline = time.monotonic() + self._stampede_lock_timeout
         pause = 0.002
         while True:
             if lock.acquire(blocking=False):
                 try:
-                    value = self.get(key, MISSING, version)
+                    value = self.get(key, MISSING, version, tags=tags)
                     if value is MISSING:
-                        value = default()
-                        self.set(key, value, timeout, version)
+                        value = self._compute_and_store(key, default, timeout, version, tags)
                     return value
                 finally:
                     lock.release()
             time.sleep(pause)
             pause = min(pause * 2, 0.05)
-            value = self.get(key, MISSING, version)
+            value = self.get(key, MISSING, version, tags=tags)
             if value is not MISSING:
                 return value
             if time.monotonic() > deadline:
-                value = default()
-                self.add(key, value, timeout, version)
-                return value
+                return self._compute_and_store(key, default, timeout, version, tags, nx=True)
+
+    def _compute_and_store(
+        self,
+        key: Any,
+        default: Any,
+        timeout: Any,
+        version: int | None,
+        tags: tuple[str, ...],
+        nx: bool = False,
+    ) -> Any:
+        """Run ``default()`` and store its result with tag versions captured *before* it ran;
+        if they cannot be captured (Redis down, muted) the result is returned but not stored."""
+        captured = self.tag_versions(*tags) if tags else None
+        value = default()
+        if tags and captured is None:
+            return value
+        store = self.add if nx else self.set
+        store(key, value, timeout, version, tags=tags or None, versions=captured)
+        return value
 
     def stampede_lock(self, key: Any, version: int | None = None) -> Lock:
         full = self.make_and_validate_key(key, version)

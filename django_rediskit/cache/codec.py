@@ -25,6 +25,7 @@ import logging
 import pickle
 import zlib
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from django.core.exceptions import ImproperlyConfigured
@@ -40,6 +41,8 @@ SIGNATURE_SIZE = 16
 DEFAULT_SIGNING_SALT = "django_rediskit.cache.values"
 DEFAULT_MAX_VALUE_SIZE = 32 * 1024 * 1024
 DEFAULT_COMPRESS_MIN_LENGTH = 1024
+TAG_CHECKSUM_SIZE = 8
+MAX_TAGS_PER_VALUE = 255
 
 
 class ValueTooLarge(ValueError):
@@ -288,6 +291,81 @@ def _derive_key(secret: str | bytes, salt: str) -> bytes:
     return hmac.new(raw, salt.encode(), hashlib.sha256).digest()
 
 
+# --- the tag metadata block (header bit 0, EXTENSION) --------------------------------------------
+
+
+@dataclass(frozen=True)
+class TagBlock:
+    """The tags a value depends on and a checksum of their versions captured before compute.
+
+    Laid out right after the signature (or the header byte) as
+    ``checksum(8) | count(1) | (len(varint) | utf-8 name)*``: 9 bytes plus one length byte per
+    name under 128 bytes, so an entry pays little more than its tag names.
+    """
+
+    names: tuple[str, ...]
+    checksum: bytes
+
+    def pack(self) -> bytes:
+        if len(self.checksum) != TAG_CHECKSUM_SIZE:
+            raise ValueError(f"tag checksum must be {TAG_CHECKSUM_SIZE} bytes")
+        if len(self.names) > MAX_TAGS_PER_VALUE:
+            raise ValueError(f"a value may carry at most {MAX_TAGS_PER_VALUE} tags")
+        parts = [self.checksum, bytes((len(self.names),))]
+        for name in self.names:
+            raw = name.encode()
+            parts.append(_varint(len(raw)))
+            parts.append(raw)
+        return b"".join(parts)
+
+    @classmethod
+    def unpack(cls, data: bytes | memoryview, offset: int) -> tuple[TagBlock, int]:
+        """The block starting at ``offset`` and the offset after it; bytes from Redis are
+        untrusted, so every length is bounds-checked."""
+        end = offset + TAG_CHECKSUM_SIZE
+        if end + 1 > len(data):
+            raise UndecodableValue("truncated tag block")
+        checksum = bytes(data[offset:end])
+        count = data[end]
+        position = end + 1
+        names = []
+        for _ in range(count):
+            length, position = _read_varint(data, position)
+            if position + length > len(data):
+                raise UndecodableValue("truncated tag name")
+            try:
+                names.append(bytes(data[position : position + length]).decode())
+            except UnicodeDecodeError:
+                raise UndecodableValue("tag name is not UTF-8") from None
+            position += length
+        return cls(tuple(names), checksum), position
+
+
+def _varint(number: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = number & 0x7F
+        number >>= 7
+        if number:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def _read_varint(data: bytes | memoryview, position: int) -> tuple[int, int]:
+    number = shift = 0
+    while True:
+        if position >= len(data) or shift > 28:
+            raise UndecodableValue("bad length in tag block")
+        byte = data[position]
+        position += 1
+        number |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return number, position
+        shift += 7
+
+
 # --- the codec -----------------------------------------------------------------------------------
 
 
@@ -321,9 +399,9 @@ class Codec:
         )
         self._serializers: dict[int, Serializer] = {serializer.format_id: serializer}
 
-    def encode(self, value: Any) -> bytes | int:
-        """Bytes to store; exact ints stay ints so Redis can INCR them."""
-        if type(value) is int:
+    def encode(self, value: Any, tags: TagBlock | None = None) -> bytes | int:
+        """Bytes to store; exact ints stay ints so Redis can INCR them (unless tagged)."""
+        if type(value) is int and tags is None:
             return value
         payload = self.serializer.dumps(value)
         head = self._plain_head
@@ -331,6 +409,9 @@ class Codec:
             packed = self.compressor.compress(payload)
             if len(packed) < len(payload):
                 payload, head = packed, self._compressed_head
+        if tags is not None:
+            head = bytes((head[0] | EXTENSION,))
+            payload = tags.pack() + payload
         if self.signer is not None:
             data = b"".join((head, self.signer.sign(head, payload), payload))
         else:
@@ -342,17 +423,26 @@ class Codec:
         return data
 
     def decode(self, data: bytes) -> Any:
-        """The stored value; raises UndecodableValue for anything forged, foreign or broken."""
+        """The stored value; raises UndecodableValue for anything forged, foreign or broken.
+
+        A tagged value is refused here: it is only valid once its tag versions are checked,
+        which :meth:`decode_entry` callers do.
+        """
+        value, tags = self.decode_entry(data)
+        if tags is not None:
+            raise UndecodableValue("tagged value read without checking its tags")
+        return value
+
+    def decode_entry(self, data: bytes) -> tuple[Any, TagBlock | None]:
+        """The stored value and its tag block (None when untagged), authenticated."""
         if not data:
             raise UndecodableValue("empty value")
         header = data[0]
         if header < MARKER:
             try:
-                return int(data)
+                return int(data), None
             except ValueError:
                 raise UndecodableValue("value has no rediskit header") from None
-        if header & EXTENSION:
-            raise UndecodableValue("value has an extension block this version cannot read")
         serializer = self._serializer_for(header >> 4 & 0x07)
         view = memoryview(data)
         if header & SIGNED:
@@ -371,10 +461,14 @@ class Codec:
                 security_logger.warning("Unsigned %s cache value refused.", serializer.name)
                 raise UndecodableValue("unsigned value of a code-executing format")
             payload = view[1:]
+        tags = None
+        if header & EXTENSION:
+            tags, start = TagBlock.unpack(payload, 0)
+            payload = payload[start:]
         compressor_id = header >> 2 & 0x03
         try:
             body = self._decompressor(compressor_id)(payload) if compressor_id else payload
-            return serializer.loads(body)
+            return serializer.loads(body), tags
         except Exception as exc:
             logger.error("Cache value could not be decoded (%s); treated as a miss.", exc)
             raise UndecodableValue(str(exc)) from exc

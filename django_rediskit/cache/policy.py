@@ -141,6 +141,8 @@ def guarded(miss: Any = None) -> Callable[[F], F]:
         signature = inspect.signature(method)
 
         def muted_value(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+            if isinstance(miss, type):  # dict, list: a fresh empty value, not dict(arguments)
+                return miss()
             if callable(miss):
                 bound = signature.bind(*args, **kwargs)
                 bound.apply_defaults()

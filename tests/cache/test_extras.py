@@ -169,7 +169,7 @@ def test_every_public_method_is_guarded() -> None:
     exempt = {
         # pure key/timeout arithmetic or local objects: no Redis I/O to guard
         "make_key", "make_and_validate_key", "validate_key", "make_pattern", "feature_key",
-        "timeout_ms", "reverse_key", "get_backend_timeout", "stampede_lock",
+        "timeout_ms", "reverse_key", "get_backend_timeout", "stampede_lock", "tag_key",
     }  # fmt: skip
     unguarded = [
         name

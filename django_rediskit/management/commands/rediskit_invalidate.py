@@ -1,0 +1,97 @@
+"""``manage.py rediskit_invalidate --tag T [--tag T2] [--pattern P] [--dry-run]``.
+
+Tags are dropped in one round trip whatever the number of entries they carry. A pattern is a
+glob over cache keys (as in ``cache.delete_pattern``), matched with SCAN in bounded batches and
+deleted with UNLINK, with a progress bar on stderr; ``--dry-run`` only counts.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from django_rediskit.cache.decorators import backend_for
+
+BAR_WIDTH = 30
+
+
+class Command(BaseCommand):
+    help = "Invalidate cache tags, or delete cache keys matching a glob pattern."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--tag", action="append", default=[], help="a tag (repeatable)")
+        parser.add_argument("--pattern", help="glob over cache keys, e.g. 'product:*'")
+        parser.add_argument("--cache", help="CACHES alias (default: REDISKIT['CACHE_ALIAS'])")
+        parser.add_argument("--version", type=int, help="key version for --pattern")
+        parser.add_argument(
+            "--dry-run", action="store_true", help="count what would go, change nothing"
+        )
+        parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        tags: list[str] = options["tag"]
+        pattern: str | None = options["pattern"]
+        if not tags and pattern is None:
+            raise CommandError("Give at least one --tag or a --pattern.")
+        if pattern is not None and not pattern.strip():
+            raise CommandError("--pattern must not be empty.")
+        if any(not tag for tag in tags):
+            raise CommandError("--tag must not be empty.")
+        backend = backend_for(options["cache"])
+        if tags:
+            self._tags(backend, tags, options["dry_run"])
+        if pattern is not None:
+            self._pattern(backend, pattern, options)
+
+    def _tags(self, backend: Any, tags: list[str], dry_run: bool) -> None:
+        if dry_run:
+            client = backend._read()
+            pipe = client.pipeline(transaction=False)
+            for tag in tags:
+                pipe.exists(backend.tag_key(tag))
+            live = sum(int(found) for found in pipe.execute())
+            self.stdout.write(f"Dry run: {live} of {len(tags)} tag(s) have a live version.")
+            return
+        dropped = backend.invalidate_tags(*tags)
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Invalidated {len(tags)} tag(s) ({dropped} had a live version): "
+                + ", ".join(repr(tag) for tag in tags)
+            )
+        )
+
+    def _pattern(self, backend: Any, pattern: str, options: dict[str, Any]) -> None:
+        client = backend._write()
+        match = backend.make_pattern(pattern, version=options["version"])
+        total = max(int(client.dbsize()), 1)
+        count = backend._scan_count
+        show = not options["no_progress"]
+        scanned = matched = deleted = 0
+        batch: list[bytes] = []
+        cursor = 0
+        while True:
+            cursor, keys = client.scan(cursor=cursor, match=match, count=count)
+            scanned += count
+            matched += len(keys)
+            if not options["dry_run"]:
+                batch.extend(keys)
+                if len(batch) >= backend._delete_batch or (cursor == 0 and batch):
+                    deleted += int(client.unlink(*batch))
+                    batch.clear()
+            if show:
+                self._progress(min(scanned / total, 0.99 if cursor else 1.0), matched)
+            if cursor == 0:
+                break
+        if show:
+            self.stderr.write("")
+        if options["dry_run"]:
+            self.stdout.write(f"Dry run: {matched} key(s) match {pattern!r}.")
+        else:
+            self.stdout.write(self.style.SUCCESS(f"Deleted {deleted} key(s) matching {pattern!r}."))
+
+    def _progress(self, fraction: float, matched: int) -> None:
+        filled = int(fraction * BAR_WIDTH)
+        bar = "#" * filled + "." * (BAR_WIDTH - filled)
+        self.stderr.write(f"\r[{bar}] {fraction:4.0%}  {matched} matched", ending="")
+        self.stderr.flush()
