@@ -43,6 +43,7 @@ from django_rediskit.cache.policy import (
 )
 from django_rediskit.cache.stats import CacheStats
 from django_rediskit.conf import NAMESPACES
+from django_rediskit.pending import pending_tags
 from django_rediskit.lua import script
 
 logger = logging.getLogger("django_rediskit.cache")
@@ -298,6 +299,10 @@ class RedisCache(DjangoRedisCache):  # type: ignore[misc]
             data: Any = self.client.codec.encode(value, block)
             if ms is None or ms > self._tag_ttl_ms:
                 ms = self._tag_ttl_ms
+            if pending_tags().intersection(block.names):
+                # This transaction invalidates these tags at COMMIT: storing the value would
+                # leak uncommitted rows to other readers. A zero timeout deletes instead.
+                ms = 0
         else:
             data = self.client.encode(value)
         if self._jitter and ms is not None and ms > 1:
@@ -319,6 +324,16 @@ class RedisCache(DjangoRedisCache):  # type: ignore[misc]
                 entries.append(self.client.codec.decode_entry(raw))
             except UndecodableValue:
                 entries.append((MISSING, None))
+        pending = pending_tags()
+        if pending:
+            # Inside a transaction that will invalidate these tags at COMMIT: the writer must
+            # see its own writes, so entries carrying them are misses until then.
+            entries = [
+                (MISSING, None)
+                if block is not None and pending.intersection(block.names)
+                else (value, block)
+                for value, block in entries
+            ]
         wanted = {
             name
             for value, block in entries

@@ -20,7 +20,7 @@ from django_rediskit.invalidation.queryset import (
     cached_queryset,
 )
 from django_rediskit.invalidation.registry import invalidate_model, register
-from django_rediskit.invalidation.transaction import pending_tags
+from django_rediskit.pending import pending_tags
 
 __all__ = [
     "RedisKitManager",

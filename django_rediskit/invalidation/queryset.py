@@ -14,7 +14,7 @@ from django.db import models, transaction
 from django_rediskit import conf
 from django_rediskit.invalidation import naming
 from django_rediskit.invalidation.registry import _lineage, registration
-from django_rediskit.invalidation.transaction import pending_tags, queue
+from django_rediskit.pending import pending_tags, queue
 
 T = TypeVar("T", bound=models.Model)
 

@@ -17,7 +17,7 @@ from django.db import models
 from django.db.models.signals import m2m_changed, post_delete, post_init, post_save
 
 from django_rediskit.invalidation import naming
-from django_rediskit.invalidation.transaction import queue
+from django_rediskit.pending import queue
 
 M = TypeVar("M", bound=type[models.Model])
 

@@ -1,4 +1,7 @@
-"""Queue tags on the database connection and send them once, after COMMIT.
+"""Tags a database transaction will invalidate when it commits.
+
+Shared by model invalidation (which queues them) and the cache backend (which, inside that
+transaction, neither reads nor stores entries carrying them).
 
 Receivers never touch Redis: they add tags to the connection's pending set and register one
 ``on_commit(flush, robust=True)``. In autocommit the callback runs at once; after a rollback
