@@ -67,6 +67,16 @@ def queue(tags: Iterable[str], using: str, keys: Iterable[str] = ()) -> None:
         transaction.on_commit(state.callback, using=using, robust=True)
 
 
+def take(using: str) -> Pending:
+    """Remove and return what is queued on ``using`` (its flush, if scheduled, finds nothing)."""
+    state = _state(using)
+    taken = Pending(tags=set(state.tags), keys=set(state.keys))
+    state.tags.clear()
+    state.keys.clear()
+    state.callback = None
+    return taken
+
+
 def pending_tags(using: str | None = None) -> frozenset[str]:
     """Tags the current transaction on ``using`` (every alias if None) will invalidate.
 
