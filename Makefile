@@ -17,6 +17,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest tests/invalidation --ds=tests.settings_postgres
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

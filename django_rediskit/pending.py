@@ -39,7 +39,7 @@ class Pending:
     def is_scheduled(self, connection: BaseDatabaseWrapper) -> bool:
         """Whether our flush is still registered (Django drops it on rollback)."""
         return self.callback is not None and any(
-            func is self.callback for _savepoints, func, _robust in connection.run_on_commit
+            entry[1] is self.callback for entry in connection.run_on_commit
         )
 
 

@@ -17,6 +17,14 @@ from tests import servers
 from tests.helpers import MakeCache
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under tests.settings_postgres with no PostgreSQL (outside CI): skip, saying why."""
+    reason = getattr(settings, "POSTGRES_UNAVAILABLE", "")
+    if reason and os.environ.get("CI", "").lower() != "true":
+        for item in items:
+            item.add_marker(pytest.mark.skip(reason=reason))
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     servers.stop_session_server()
 

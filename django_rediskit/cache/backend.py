@@ -43,8 +43,8 @@ from django_rediskit.cache.policy import (
 )
 from django_rediskit.cache.stats import CacheStats
 from django_rediskit.conf import NAMESPACES
-from django_rediskit.pending import pending_tags
 from django_rediskit.lua import script
+from django_rediskit.pending import pending_tags
 
 logger = logging.getLogger("django_rediskit.cache")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextvars
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable
 from typing import Any, TypeVar
 
 from django.core.cache.backends.base import DEFAULT_TIMEOUT
@@ -48,7 +48,7 @@ class RedisKitQuerySet(models.QuerySet[T]):
     update.alters_data = True  # type: ignore[attr-defined]
 
     def bulk_update(
-        self, objs: Iterable[T], fields: Sequence[str], batch_size: int | None = None
+        self, objs: Iterable[T], fields: Iterable[str], batch_size: int | None = None
     ) -> int:
         objs = list(objs)
         if registration(self.model) is not None:
@@ -69,8 +69,8 @@ class RedisKitQuerySet(models.QuerySet[T]):
         batch_size: int | None = None,
         ignore_conflicts: bool = False,
         update_conflicts: bool = False,
-        update_fields: Sequence[str] | None = None,
-        unique_fields: Sequence[str] | None = None,
+        update_fields: Collection[str] | None = None,
+        unique_fields: Collection[str] | None = None,
     ) -> list[T]:
         created = super().bulk_create(
             objs,
@@ -120,10 +120,10 @@ def cached_queryset(queryset: models.QuerySet[T], timeout: Any = DEFAULT_TIMEOUT
 
     tags = naming.queryset_tags(queryset)
     if pending_tags(queryset.db).intersection(tags):
-        return list(queryset._chain())
+        return list(queryset.all())
     sql, params = queryset.query.sql_with_params()
     digest = hashlib.blake2b(repr((queryset.db, sql, params)).encode(), digest_size=16)
     key = f"rediskit:qs:{queryset.model._meta.label_lower}:{digest.hexdigest()}"
     cache = backend_for_alias(conf.get_setting("CACHE_ALIAS"))
-    rows: list[T] = cache.get_or_set(key, lambda: list(queryset._chain()), timeout, tags=tags)
+    rows: list[T] = cache.get_or_set(key, lambda: list(queryset.all()), timeout, tags=tags)
     return rows

@@ -46,9 +46,21 @@ def registration(model: type[models.Model]) -> Registration | None:
 
 
 @overload
-def register(model: M, **options: Any) -> M: ...
+def register(
+    model: M,
+    *,
+    tag_fields: Iterable[str] = ...,
+    related: Iterable[str] = ...,
+    keys: Iterable[str] = ...,
+) -> M: ...
 @overload
-def register(model: None = None, **options: Any) -> Callable[[M], M]: ...
+def register(
+    model: None = None,
+    *,
+    tag_fields: Iterable[str] = ...,
+    related: Iterable[str] = ...,
+    keys: Iterable[str] = ...,
+) -> Callable[[M], M]: ...
 def register(
     model: M | None = None,
     *,
@@ -72,7 +84,10 @@ def register(
 
 
 def _register(
-    model: type[models.Model], tag_fields: tuple[str, ...], related: tuple[str, ...], keys: tuple[str, ...]
+    model: type[models.Model],
+    tag_fields: tuple[str, ...],
+    related: tuple[str, ...],
+    keys: tuple[str, ...],
 ) -> None:
     concrete: type[models.Model] = model._meta.concrete_model  # type: ignore[assignment]
     for name in (*tag_fields, *related):

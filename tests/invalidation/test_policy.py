@@ -27,12 +27,13 @@ def test_redis_down_at_commit_still_commits_logs_and_counts(
         "KEY_PREFIX": "down",
         "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 0.2},
     }
-    with override_settings(CACHES={**settings.CACHES, "flaky": down}, REDISKIT={"CACHE_ALIAS": "flaky"}):  # type: ignore[attr-defined]
+    with override_settings(
+        CACHES={**settings.CACHES, "flaky": down}, REDISKIT={"CACHE_ALIAS": "flaky"}
+    ):  # type: ignore[attr-defined]
         private_redis.stop()
         failures_before = pending.failures()
-        with caplog.at_level(logging.ERROR):
-            with transaction.atomic():
-                category = Category.objects.create(name="committed anyway")
+        with caplog.at_level(logging.ERROR), transaction.atomic():
+            category = Category.objects.create(name="committed anyway")
         assert Category.objects.filter(pk=category.pk).exists()
         assert pending.failures() == failures_before + 1
         logged = "\n".join(r.getMessage() for r in caplog.records)
