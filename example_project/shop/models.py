@@ -1,7 +1,10 @@
 from django.db import models
 
+from django_rediskit.invalidation import RedisKitModel, register
 
-class Category(models.Model):
+
+@register
+class Category(RedisKitModel):
     name = models.CharField(max_length=100, unique=True)
 
     class Meta:
@@ -12,7 +15,8 @@ class Category(models.Model):
         return self.name
 
 
-class Product(models.Model):
+@register(tag_fields=["category"])
+class Product(RedisKitModel):
     name = models.CharField(max_length=200)
     category = models.ForeignKey(Category, related_name="products", on_delete=models.CASCADE)
     price = models.DecimalField(max_digits=8, decimal_places=2)
