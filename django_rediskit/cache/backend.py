@@ -265,7 +265,7 @@ class RedisCache(DjangoRedisCache):  # type: ignore[misc]
             raise ValueError(
                 f"tags {sorted(names)} and the captured versions {sorted(versions)} differ."
             )
-        tagging.normalize_tags(versions)
+        tagging.normalize_tags(list(versions))
         if any(not isinstance(v, bytes) or not v for v in versions.values()):
             raise TypeError("versions must map tag names to tokens from tag_versions().")
         captured = tagging.TagVersions(versions)

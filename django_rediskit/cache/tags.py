@@ -69,6 +69,8 @@ def normalize_tags(tags: str | Iterable[str] | None) -> tuple[str, ...]:
         return ()
     if isinstance(tags, str):
         tags = (tags,)
+    elif isinstance(tags, (bytes, Mapping)) or not isinstance(tags, Iterable):
+        raise TypeError(f"Tags must be a str or an iterable of str, not {tags!r}")
     names = set()
     for tag in tags:
         if not isinstance(tag, str):
