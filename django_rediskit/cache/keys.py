@@ -8,6 +8,7 @@ would trip memcached-style warnings or exceed the length budget fails where it i
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import uuid
@@ -69,8 +70,8 @@ class KeyBuilder:
         self._prefix = tuple(part_text(part) for part in ((env,) if env else ()) + namespace)
 
     def child(self, *parts: KeyPart) -> KeyBuilder:
-        builder = KeyBuilder(env="", max_length=self.max_length)
-        builder.env = self.env
+        """A builder whose keys all start with this one's prefix and ``parts``."""
+        builder = copy.copy(self)
         builder._prefix = self._prefix + tuple(part_text(part) for part in parts)
         return builder
 

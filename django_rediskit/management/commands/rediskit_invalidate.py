@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from django_rediskit.cache.decorators import backend_for
@@ -41,7 +42,10 @@ class Command(BaseCommand):
             raise CommandError("--pattern must not be empty.")
         if any(not tag for tag in tags):
             raise CommandError("--tag must not be empty.")
-        backend = backend_for(options["cache"])
+        try:
+            backend = backend_for(options["cache"])
+        except ImproperlyConfigured as exc:
+            raise CommandError(str(exc)) from exc
         if tags:
             self._tags(backend, tags, options["dry_run"])
         if pattern is not None:
