@@ -284,7 +284,7 @@ class RedisCache(DjangoRedisCache):  # type: ignore[misc]
             raise ValueError(
                 f"tags {sorted(names)} and the captured versions {sorted(versions)} differ."
             )
-        tagging.normalize_tags(versions)
+        tagging.normalize_tags(list(versions))
         if any(not isinstance(v, bytes) or not v for v in versions.values()):
             raise TypeError("versions must map tag names to tokens from tag_versions().")
         captured = tagging.TagVersions(versions)
@@ -386,6 +386,12 @@ class RedisCache(DjangoRedisCache):  # type: ignore[misc]
                     raise
                 time.sleep(0.02 * (attempt + 1))
         raise AssertionError("unreachable")  # pragma: no cover
+
+    async def atag_versions(self, *tags: str) -> tagging.TagVersions | None:
+        return await sync_to_async(self.tag_versions, thread_sensitive=False)(*tags)
+
+    async def ainvalidate_tags(self, *tags: str) -> int:
+        return await sync_to_async(self.invalidate_tags, thread_sensitive=False)(*tags)
 
     # --- the Django contract ---------------------------------------------------------------------
 
@@ -874,13 +880,31 @@ class RedisCache(DjangoRedisCache):  # type: ignore[misc]
     ) -> bool:
         return await sync_to_async(self.add, thread_sensitive=False)(key, value, timeout, version)
 
-    async def aget(self, key: Any, default: Any = None, version: int | None = None) -> Any:
-        return await sync_to_async(self.get, thread_sensitive=False)(key, default, version)
+    async def aget(
+        self,
+        key: Any,
+        default: Any = None,
+        version: int | None = None,
+        *,
+        tags: Iterable[str] | None = None,
+    ) -> Any:
+        return await sync_to_async(self.get, thread_sensitive=False)(
+            key, default, version, tags=tags
+        )
 
     async def aset(
-        self, key: Any, value: Any, timeout: Any = DEFAULT_TIMEOUT, version: int | None = None
+        self,
+        key: Any,
+        value: Any,
+        timeout: Any = DEFAULT_TIMEOUT,
+        version: int | None = None,
+        *,
+        tags: Iterable[str] | None = None,
+        versions: Mapping[str, bytes] | None = None,
     ) -> bool:
-        return await sync_to_async(self.set, thread_sensitive=False)(key, value, timeout, version)
+        return await sync_to_async(self.set, thread_sensitive=False)(
+            key, value, timeout, version, tags=tags, versions=versions
+        )
 
     async def atouch(
         self, key: Any, timeout: Any = DEFAULT_TIMEOUT, version: int | None = None
@@ -917,10 +941,16 @@ class RedisCache(DjangoRedisCache):  # type: ignore[misc]
         return await sync_to_async(self.decr_version, thread_sensitive=False)(key, delta, version)
 
     async def aget_or_set(
-        self, key: Any, default: Any, timeout: Any = DEFAULT_TIMEOUT, version: int | None = None
+        self,
+        key: Any,
+        default: Any,
+        timeout: Any = DEFAULT_TIMEOUT,
+        version: int | None = None,
+        *,
+        tags: Iterable[str] | None = None,
     ) -> Any:
         return await sync_to_async(self.get_or_set, thread_sensitive=False)(
-            key, default, timeout, version
+            key, default, timeout, version, tags=tags
         )
 
     async def aclear(self) -> None:

@@ -15,6 +15,7 @@ more eagerly for values that took long to compute; Vattani et al., VLDB 2015).
 from __future__ import annotations
 
 import functools
+import hashlib
 import inspect
 import math
 import random
@@ -40,12 +41,23 @@ _MISSING: Any = object()
 #: First item of an XFetch envelope: ``[marker, value, compute seconds, expires at (epoch)]``.
 _XFETCH_MARKER = "rk-xfetch/1"
 
+#: Longest function name put in an automatic key; longer ones are shortened with a hash.
+MAX_NAME_LENGTH = 100
+
 TagSpec = str | Callable[..., str | Iterable[str]]
 
 
 def backend_for(alias: str | None) -> RedisCache:
     """The rediskit backend for ``alias``, or for ``REDISKIT["CACHE_ALIAS"]`` when None."""
     return backend_for_alias(alias or get_setting("CACHE_ALIAS"))
+
+
+def _qualified_name(func: Callable[..., Any]) -> str:
+    """``module.qualname`` for keys; deep nesting keeps a readable head and stays unique."""
+    name = f"{func.__module__}.{func.__qualname__}"
+    if len(name) <= MAX_NAME_LENGTH:
+        return name
+    return name[: MAX_NAME_LENGTH - 17] + "~" + hashlib.blake2b(name.encode()).hexdigest()[:16]
 
 
 def _resolve_tags(specs: TagSpec | Iterable[TagSpec], *args: Any, **kwargs: Any) -> list[str]:
@@ -118,7 +130,7 @@ class CachedFunction(Generic[P, R]):
         unknown = set(self.vary_on or ()) - set(self.signature.parameters)
         if unknown:
             raise ValueError(f"vary_on names unknown arguments of {func.__qualname__}: {unknown}")
-        self.keys = KeyBuilder("cached", f"{func.__module__}.{func.__qualname__}")
+        self.keys = KeyBuilder("cached", _qualified_name(func))
         functools.update_wrapper(self, func)
 
     def __get__(self, instance: Any, owner: type | None = None) -> Any:
@@ -337,7 +349,7 @@ def cached_page(
     headers = tuple(sorted(header.lower() for header in vary_on_headers))
 
     def decorate(view: View) -> View:
-        keys = KeyBuilder("page", f"{view.__module__}.{view.__qualname__}")
+        keys = KeyBuilder("page", _qualified_name(view))
         if key_prefix:
             keys = keys.child(key_prefix)
 

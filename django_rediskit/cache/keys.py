@@ -8,6 +8,7 @@ would trip memcached-style warnings or exceed the length budget fails where it i
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import uuid
@@ -69,8 +70,8 @@ class KeyBuilder:
         self._prefix = tuple(part_text(part) for part in ((env,) if env else ()) + namespace)
 
     def child(self, *parts: KeyPart) -> KeyBuilder:
-        builder = KeyBuilder(env="", max_length=self.max_length)
-        builder.env = self.env
+        """A builder whose keys all start with this one's prefix and ``parts``."""
+        builder = copy.copy(self)
         builder._prefix = self._prefix + tuple(part_text(part) for part in parts)
         return builder
 
@@ -85,17 +86,18 @@ class KeyBuilder:
 
     __call__ = key
 
-    def format(self, template: str, **values: KeyPart) -> str:
+    def format(self, template: str, /, **values: Any) -> str:
         """``format("user:{id}:profile", id=42)``: a template whose placeholders are parts."""
-        parts = template.split(SEPARATOR)
-        return self.key(
-            *(
-                part_text(values[part[1:-1]])
-                if part.startswith("{") and part.endswith("}")
-                else part
-                for part in parts
-            )
-        )
+        parts = []
+        for part in template.split(SEPARATOR):
+            if part.startswith("{") and part.endswith("}"):
+                name = part[1:-1]
+                if name not in values:
+                    raise ValueError(f"Key template {template!r} names unknown {name!r}.")
+                parts.append(part_text(values[name]))
+            else:
+                parts.append(part)
+        return self.key(*parts)
 
     def pattern(self, *parts: KeyPart | Wildcard) -> str:
         """A SCAN/``delete_pattern`` glob: literal parts are glob-escaped; ``ANY`` matches

@@ -18,6 +18,7 @@ backend (``cache/backend.py``) wires them into get/set.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -69,6 +70,8 @@ def normalize_tags(tags: str | Iterable[str] | None) -> tuple[str, ...]:
         return ()
     if isinstance(tags, str):
         tags = (tags,)
+    elif isinstance(tags, (bytes, Mapping)) or not isinstance(tags, Iterable):
+        raise TypeError(f"Tags must be a str or an iterable of str, not {tags!r}")
     names = set()
     for tag in tags:
         if not isinstance(tag, str):
@@ -79,12 +82,14 @@ def normalize_tags(tags: str | Iterable[str] | None) -> tuple[str, ...]:
     return tuple(sorted(names))
 
 
+@functools.lru_cache(maxsize=8192)
 def key_name(tag: str) -> str:
     """The part of a version key naming ``tag``: escaped, or hashed when long.
 
     ``%``, braces, ``#``, glob characters, whitespace and control characters are percent-encoded,
     so a name can neither end the ``{...}`` hash tag early nor act as a pattern. A hashed name
     starts with ``#``, which an escaped name never contains, so the two cannot collide.
+    Memoized: hot tags are named on every read.
     """
     escaped = "".join(
         "".join(f"%{byte:02X}" for byte in char.encode())

@@ -5,7 +5,7 @@
         ... expensive markup ...
     {% endcached_fragment %}
 
-Arguments: a fragment name, a timeout in seconds (``None`` = the cache's default TTL cap), any
+Arguments: a fragment name, a timeout in seconds (``None``: no expiry; ``TAG_TTL`` if tagged), any
 number of values the fragment varies on, then optional ``tags=`` (a tag or a list of tags) and
 ``using=`` (a cache alias). The fragment is rendered by one request per key at a time, with the
 tag versions captured before rendering, so an invalidation during rendering is never lost.

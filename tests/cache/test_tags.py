@@ -275,3 +275,21 @@ def test_tag_block_parser_rejects_truncated_input() -> None:
             TagBlock.unpack(packed[:cut], 0)
     with pytest.raises(UndecodableValue):
         TagBlock.unpack(b"12345678\x01\xff\xff\xff\xff\xff\xff", 0)
+
+
+def test_async_twins_take_tags() -> None:
+    import asyncio
+
+    async def scenario() -> list[object]:
+        backend = caches["default"]
+        await backend.aset("ak", "v", 60, tags=["at"])
+        got = [await backend.aget("ak", tags=["at"])]
+        captured = await backend.atag_versions("at")
+        got.append(await backend.ainvalidate_tags("at"))
+        got.append(await backend.aget("ak", "miss", tags=["at"]))
+        got.append(await backend.aget_or_set("ak", lambda: "new", 60, tags=["at"]))
+        got.append(await backend.aset("late", 1, 60, versions=captured))
+        got.append(await backend.aget("late", "miss"))
+        return got
+
+    assert asyncio.run(scenario()) == ["v", 1, "miss", "new", True, "miss"]

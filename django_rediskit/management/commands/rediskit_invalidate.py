@@ -7,11 +7,15 @@ deleted with UNLINK, with a progress bar on stderr; ``--dry-run`` only counts.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from django_rediskit.cache.decorators import backend_for
+
+if TYPE_CHECKING:
+    from django_rediskit.cache.backend import RedisCache
 
 BAR_WIDTH = 30
 
@@ -23,7 +27,7 @@ class Command(BaseCommand):
         parser.add_argument("--tag", action="append", default=[], help="a tag (repeatable)")
         parser.add_argument("--pattern", help="glob over cache keys, e.g. 'product:*'")
         parser.add_argument("--cache", help="CACHES alias (default: REDISKIT['CACHE_ALIAS'])")
-        parser.add_argument("--version", type=int, help="key version for --pattern")
+        parser.add_argument("--key-version", type=int, help="key version for --pattern")
         parser.add_argument(
             "--dry-run", action="store_true", help="count what would go, change nothing"
         )
@@ -38,13 +42,16 @@ class Command(BaseCommand):
             raise CommandError("--pattern must not be empty.")
         if any(not tag for tag in tags):
             raise CommandError("--tag must not be empty.")
-        backend = backend_for(options["cache"])
+        try:
+            backend = backend_for(options["cache"])
+        except ImproperlyConfigured as exc:
+            raise CommandError(str(exc)) from exc
         if tags:
             self._tags(backend, tags, options["dry_run"])
         if pattern is not None:
             self._pattern(backend, pattern, options)
 
-    def _tags(self, backend: Any, tags: list[str], dry_run: bool) -> None:
+    def _tags(self, backend: RedisCache, tags: list[str], dry_run: bool) -> None:
         if dry_run:
             client = backend._read()
             pipe = client.pipeline(transaction=False)
@@ -61,14 +68,14 @@ class Command(BaseCommand):
             )
         )
 
-    def _pattern(self, backend: Any, pattern: str, options: dict[str, Any]) -> None:
+    def _pattern(self, backend: RedisCache, pattern: str, options: dict[str, Any]) -> None:
         client = backend._write()
-        match = backend.make_pattern(pattern, version=options["version"])
+        match = backend.make_pattern(pattern, version=options["key_version"])
         total = max(int(client.dbsize()), 1)
         count = backend._scan_count
         show = not options["no_progress"]
         scanned = matched = deleted = 0
-        batch: list[bytes] = []
+        batch: list[bytes | str] = []
         cursor = 0
         while True:
             cursor, keys = client.scan(cursor=cursor, match=match, count=count)
