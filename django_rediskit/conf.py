@@ -39,6 +39,7 @@ DEFAULTS: dict[str, Any] = {
         "HEADERS": False,  # IETF RateLimit / RateLimit-Policy headers (draft -10)
         "NUM_PROXIES": 0,  # proxies in front of Django (X-Forwarded-For) for @ratelimit
         "EXACT_MAX_LIMIT": 10_000,  # system check: larger exact logs should use gcra/approx
+        "MIDDLEWARE_RATE": None,  # e.g. "300/min": RateLimitMiddleware's site-wide limit
     },
 }
 

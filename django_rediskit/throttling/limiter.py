@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import hmac
 import re
 import threading
 from collections.abc import Sequence
@@ -49,8 +48,16 @@ ALGORITHMS: Final[dict[str, tuple[str, str]]] = {
     "fixed": ("throttle_window", "0"),
     "gcra": ("throttle_gcra", ""),
 }
-_SCOPE = re.compile(r"^[A-Za-z0-9_.\-]{1,100}$")
+_SCOPE = re.compile(r"^[^{}\s]{1,100}$")  # braces would break the hash tag
 _US: Final = 1_000_000
+#: What a decision survives: Redis failures and replies of the wrong shape.
+_DECISION_ERRORS: Final[tuple[type[BaseException], ...]] = (
+    RedisError,
+    *OUTAGE_ERRORS,
+    ValueError,
+    TypeError,
+    IndexError,
+)
 
 
 def throttle_settings() -> dict[str, Any]:
@@ -212,7 +219,8 @@ class RateLimiter:
         fail_open: bool | None = None,
         burst: int | None = None,
     ) -> None:
-        self.rates: tuple[Rate, ...] = parse_rates(rates) if isinstance(rates, str) else tuple(rates)
+        parsed = parse_rates(rates) if isinstance(rates, str) else tuple(rates)
+        self.rates: tuple[Rate, ...] = parsed
         if not self.rates:
             raise ImproperlyConfigured("A RateLimiter needs at least one rate.")
         conf = throttle_settings()
@@ -302,7 +310,7 @@ class RateLimiter:
             channel.breaker.before_call()
             reply = _run(channel.client, _script(script), keys, args)
             decision = self._parse(reply)
-        except (RedisError, *OUTAGE_ERRORS, ValueError, TypeError, IndexError) as exc:
+        except _DECISION_ERRORS as exc:
             return self._on_failure(channel, scope, exc)
         channel.breaker.record_success()
         return decision
@@ -332,7 +340,11 @@ class RateLimiter:
             channel.breaker.record_failure()
         channel.log(f"throttle[{scope}]", exc)
         throttle_backend_failure.send(
-            sender=type(self), alias=self.alias, scope=scope, exception=exc, fail_open=self.fail_open
+            sender=type(self),
+            alias=self.alias,
+            scope=scope,
+            exception=exc,
+            fail_open=self.fail_open,
         )
         return Decision(
             allowed=self.fail_open,

@@ -62,8 +62,7 @@ def parse_rate(text: str) -> Rate:
     match = _RATE.match(text)
     if match is None:
         raise ImproperlyConfigured(
-            f"Invalid throttle rate {text!r}: use '<number>/<period>' such as '100/min' or "
-            "'5/10s'."
+            f"Invalid throttle rate {text!r}: use '<number>/<period>' such as '100/min' or '5/10s'."
         )
     limit, multiple, unit = int(match[1]), int(match[2] or 1), match[3].lower()
     if unit not in UNITS:
