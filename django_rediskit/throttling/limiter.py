@@ -14,6 +14,7 @@ until Redis is back. Whatever goes wrong with Redis, a decision is returned, nev
 
 from __future__ import annotations
 
+import base64
 import functools
 import hashlib
 import re
@@ -41,12 +42,13 @@ if TYPE_CHECKING:
 
     from django_rediskit.cache.backend import RedisCache
 
-#: Algorithm name -> (Lua script, option passed as ARGV[4], values per rate).
-ALGORITHMS: Final[dict[str, tuple[str, str]]] = {
-    "exact": ("throttle_exact", ""),
-    "approx": ("throttle_window", "1"),
-    "fixed": ("throttle_window", "0"),
-    "gcra": ("throttle_gcra", ""),
+#: Algorithm name -> (Lua script, option passed as ARGV[4], key token). The token keeps the
+#: state of different algorithms apart (their layouts differ); one letter keeps keys short.
+ALGORITHMS: Final[dict[str, tuple[str, str, str]]] = {
+    "exact": ("throttle_exact", "", "e"),
+    "approx": ("throttle_window", "1", "a"),
+    "fixed": ("throttle_window", "0", "f"),
+    "gcra": ("throttle_gcra", "", "g"),
 }
 _SCOPE = re.compile(r"^[^{}\s]{1,100}$")  # braces would break the hash tag
 _US: Final = 1_000_000
@@ -86,7 +88,8 @@ def ident_digest(ident: str) -> str:
     by trying all 2**32 of them. (Rotating SECRET_KEY therefore starts every window afresh.)
     """
     key = _digest_key(str(settings.SECRET_KEY))
-    return hashlib.blake2b(ident.encode(), digest_size=12, key=key).hexdigest()
+    digest = hashlib.blake2b(ident.encode(), digest_size=9, key=key).digest()
+    return base64.urlsafe_b64encode(digest).decode()  # 12 characters, 72 bits
 
 
 @dataclass(frozen=True)
@@ -265,7 +268,7 @@ class RateLimiter:
     def keys(self, scope: str, ident: str) -> list[str]:
         """The Redis keys of an identity, one per rate, all in one cluster slot.
 
-        ``<prefix>:rl:{<scope>:<ident digest>}:<algorithm>:<window seconds>``
+        ``<prefix>:rl:{<scope>:<ident digest>}:<algorithm letter>:<window seconds>``
         """
         if not isinstance(scope, str) or not _SCOPE.match(scope):
             raise ValueError(f"Throttle scope {scope!r} must match {_SCOPE.pattern}.")
@@ -273,8 +276,9 @@ class RateLimiter:
             raise TypeError(f"Throttle identity must be a string, not {type(ident).__name__}.")
         backend = _channel(self.alias).backend
         tag = f"{{{scope}:{ident_digest(ident)}}}"
+        token = ALGORITHMS[self.algorithm][2]
         return [
-            backend.feature_key("throttle", tag, self.algorithm, str(rate.window))
+            backend.feature_key("throttle", tag, token, str(rate.window))
             for rate in self.rates
         ]
 
@@ -298,7 +302,7 @@ class RateLimiter:
             raise ValueError(f"cost must be an integer from 1 to {self._max_cost}, not {cost!r}.")
         keys = self.keys(scope, ident)
         channel = _channel(self.alias)
-        script, option = ALGORITHMS[self.algorithm]
+        script, option, _ = ALGORITHMS[self.algorithm]
         args: list[Any] = [
             "1" if consume else "0",
             cost,
