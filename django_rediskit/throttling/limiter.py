@@ -278,8 +278,7 @@ class RateLimiter:
         tag = f"{{{scope}:{ident_digest(ident)}}}"
         token = ALGORITHMS[self.algorithm][2]
         return [
-            backend.feature_key("throttle", tag, token, str(rate.window))
-            for rate in self.rates
+            backend.feature_key("throttle", tag, token, str(rate.window)) for rate in self.rates
         ]
 
     # --- internals -------------------------------------------------------------------------------
