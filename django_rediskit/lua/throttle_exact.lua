@@ -19,9 +19,9 @@ for i = 1, #KEYS do
   counts[i] = redis.call('LLEN', key)
   if counts[i] + cost > limits[i] then reply[1] = 0 end
 end
--- Phase 2: consume every rate, or none.
-local stamps = {}
-for _ = 1, math.min(cost, 1000) do stamps[#stamps + 1] = now end
+-- Phase 2: consume every rate, or none. A cost of n pushes n copies of now (in chunks).
+local stamps = {now}
+for _ = 2, math.min(cost, 1000) do stamps[#stamps + 1] = now end
 for i = 1, #KEYS do
   local key, n, limit, window = KEYS[i], counts[i], limits[i], windows[i]
   local retry = 0
@@ -40,7 +40,11 @@ for i = 1, #KEYS do
     n = n + cost
   end
   local reset = 0
-  if n > 0 then reset = tonumber(redis.call('LINDEX', key, 0)) + window - now end
+  if reply[1] == 1 and consume then
+    reset = window -- the head is now: the log empties one window from now
+  elseif n > 0 then
+    reset = tonumber(redis.call('LINDEX', key, 0)) + window - now
+  end
   reply[#reply + 1] = math.max(limit - n, 0)
   reply[#reply + 1] = reset
   reply[#reply + 1] = retry

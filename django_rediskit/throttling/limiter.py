@@ -113,16 +113,6 @@ class Decision:
     #: True when Redis could not decide and the failure policy did
     degraded: bool = False
 
-    @property
-    def limiting(self) -> RateStatus | None:
-        """The rate that binds: the rejecting one with the longest wait, else the one with the
-        fewest requests left."""
-        if not self.statuses:
-            return None
-        if not self.allowed:
-            return max(self.statuses, key=lambda status: status.retry_after)
-        return min(self.statuses, key=lambda status: status.remaining)
-
 
 @dataclass
 class _Channel:
@@ -263,25 +253,28 @@ class RateLimiter:
         Unlike decisions this raises on a Redis failure: it is an administrative action.
         """
         channel = _channel(self.alias)
-        return int(channel.client.delete(*self.keys(scope, ident)))
+        return int(channel.client.delete(*self._keys(channel, scope, ident)))
 
     def keys(self, scope: str, ident: str) -> list[str]:
         """The Redis keys of an identity, one per rate, all in one cluster slot.
 
         ``<prefix>:rl:{<scope>:<ident digest>}:<algorithm letter>:<window seconds>``
         """
+        return self._keys(_channel(self.alias), scope, ident)
+
+    # --- internals -------------------------------------------------------------------------------
+
+    def _keys(self, channel: _Channel, scope: str, ident: str) -> list[str]:
         if not isinstance(scope, str) or not _SCOPE.match(scope):
             raise ValueError(f"Throttle scope {scope!r} must match {_SCOPE.pattern}.")
         if not isinstance(ident, str):
             raise TypeError(f"Throttle identity must be a string, not {type(ident).__name__}.")
-        backend = _channel(self.alias).backend
+        backend = channel.backend
         tag = f"{{{scope}:{ident_digest(ident)}}}"
         token = ALGORITHMS[self.algorithm][2]
         return [
             backend.feature_key("throttle", tag, token, str(rate.window)) for rate in self.rates
         ]
-
-    # --- internals -------------------------------------------------------------------------------
 
     def _rate_args(self, keys: list[str]) -> list[int]:
         args: list[int] = []
@@ -299,8 +292,8 @@ class RateLimiter:
     ) -> Decision:
         if isinstance(cost, bool) or not isinstance(cost, int) or not 1 <= cost <= self._max_cost:
             raise ValueError(f"cost must be an integer from 1 to {self._max_cost}, not {cost!r}.")
-        keys = self.keys(scope, ident)
         channel = _channel(self.alias)
+        keys = self._keys(channel, scope, ident)
         script, option, _ = ALGORITHMS[self.algorithm]
         args: list[Any] = [
             "1" if consume else "0",

@@ -8,6 +8,7 @@ configured rate at start-up), so a typo can never turn into a different limit.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -84,6 +85,12 @@ def parse_rates(text: str | None) -> tuple[Rate, ...]:
         return ()
     if not isinstance(text, str):
         raise ImproperlyConfigured(f"A throttle rate must be a string, not {text!r}.")
+    return _parse_rates(text)
+
+
+@functools.lru_cache(maxsize=256)
+def _parse_rates(text: str) -> tuple[Rate, ...]:
+    """Cached: DRF builds its throttles anew for every request."""
     rates = sorted(parse_rate(part) for part in _SEPARATORS.split(text) if part.strip())
     if not rates:
         raise ImproperlyConfigured(f"Throttle rate {text!r} holds no rate.")
