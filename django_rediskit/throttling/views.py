@@ -9,11 +9,13 @@ every response of a limited request carries the IETF ``RateLimit-Policy`` / ``Ra
 from __future__ import annotations
 
 import functools
+import inspect
 import math
 import re
 from collections.abc import Callable, Collection
 from typing import Any, TypeVar, cast
 
+from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 
 from django_rediskit.throttling.limiter import Decision, RateLimiter, throttle_settings
@@ -129,10 +131,17 @@ def ratelimit(
     the view runs anyway and sees ``request.limited``.
     """
     rates = parse_rates(rate)  # a bad rate fails at import, not at the first request
+    if isinstance(key, str) and key not in KEYS:
+        raise ImproperlyConfigured(f"Unknown ratelimit key {key!r}; use {', '.join(KEYS)}.")
     key_func = KEYS[key] if isinstance(key, str) else key
     methods = None if method is None else {m.upper() for m in method}
 
     def decorate(view: View) -> View:
+        if inspect.iscoroutinefunction(view):
+            raise TypeError(
+                f"@ratelimit does not support async views yet ({view.__qualname__}): the "
+                "decision would block the event loop."
+            )
         name = scope or f"{view.__module__}.{view.__qualname__}"
 
         @functools.wraps(view)

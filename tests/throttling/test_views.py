@@ -106,3 +106,20 @@ def test_client_ip_trusts_only_our_proxies(
     settings.REDISKIT = {"THROTTLE": {"NUM_PROXIES": num_proxies}}
     headers = {"x-forwarded-for": xff} if xff else {}
     assert client_ip(rf.get("/", REMOTE_ADDR="192.0.2.9", headers=headers)) == expected
+
+
+def test_bad_decorator_arguments_fail_at_decoration() -> None:
+    from django.core.exceptions import ImproperlyConfigured
+
+    from django_rediskit.throttling.views import ratelimit
+
+    with pytest.raises(ImproperlyConfigured):
+        ratelimit("10/fortnight")
+    with pytest.raises(ImproperlyConfigured):
+        ratelimit("10/min", key="cookie")
+
+    async def async_view(request: HttpRequest) -> HttpResponse:
+        return HttpResponse()
+
+    with pytest.raises(TypeError):
+        ratelimit("10/min")(async_view)
