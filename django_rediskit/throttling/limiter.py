@@ -228,7 +228,8 @@ class RateLimiter:
         self.burst = burst
         self.alias: str = alias or throttle_alias()
         self.fail_open: bool = bool(conf["FAIL_OPEN"] if fail_open is None else fail_open)
-        self._max_cost = min(rate.limit for rate in self.rates)
+        # A larger cost could never pass: reject it as a bug rather than throttle forever.
+        self._max_cost = min(burst or rate.limit for rate in self.rates)
 
     def __repr__(self) -> str:
         rates = ";".join(map(str, self.rates))

@@ -126,6 +126,11 @@ def test_bad_scope(scope: str) -> None:
         RateLimiter("10/min").hit(scope, "a")
 
 
+def test_gcra_cost_is_bounded_by_the_burst() -> None:
+    with pytest.raises(ValueError):
+        RateLimiter("10/min", algorithm="gcra", burst=3).hit("s", "a", cost=4)
+
+
 def test_bad_identity_and_configuration() -> None:
     with pytest.raises(TypeError):
         RateLimiter("10/min").hit("s", 42)  # type: ignore[arg-type]

@@ -75,3 +75,26 @@ def test_exact_matches_the_sliding_log_model(
         assert decision.allowed == allowed
         assert [s.remaining for s in decision.statuses] == remaining
         assert [round(s.retry_after * 1_000_000) for s in decision.statuses] == retries
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    algorithm=st.sampled_from(["approx", "fixed", "gcra"]),
+    limit=st.integers(1, 6),
+    window=st.integers(1, 4),
+    gaps=st.lists(st.integers(0, 1500), min_size=1, max_size=60),
+)
+def test_counter_algorithms_never_exceed_their_bound(
+    algorithm: str, limit: int, window: int, gaps: list[int]
+) -> None:
+    """approx and fixed: at most 2L in any trailing window; gcra: at most burst + L (= 2L)."""
+    limiter = RateLimiter([Rate(window=window, limit=limit)], algorithm=algorithm)
+    ident, t_ms, admitted = uuid.uuid4().hex, 5_000_000, []
+    for gap in gaps:
+        t_ms += gap
+        decision = limiter.hit("bound", ident, now=t_ms / 1000)
+        assert not decision.degraded
+        if decision.allowed:
+            admitted.append(t_ms)
+        in_window = [t for t in admitted if t > t_ms - window * 1000]
+        assert len(in_window) <= 2 * limit
