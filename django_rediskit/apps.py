@@ -9,5 +9,6 @@ class RedisKitConfig(AppConfig):
     def ready(self) -> None:
         from django_rediskit import checks  # noqa: F401  (registers the system checks)
         from django_rediskit.invalidation.registry import connect_registered
+        from django_rediskit.throttling import checks as throttling_checks  # noqa: F401
 
         connect_registered()

@@ -31,6 +31,21 @@ DEFAULTS: dict[str, Any] = {
     "INVALIDATION": {"UPDATE_PK_CAP": 1000},
     # Environment prefix that cache.keys.KeyBuilder puts before every key it builds.
     "KEY_ENV": "",
+    # Throttles (django_rediskit.throttling); a partial dict is merged over these.
+    "THROTTLE": {
+        "CACHE_ALIAS": None,  # None: the CACHE_ALIAS above
+        "ALGORITHM": "exact",  # exact | approx | gcra | fixed
+        "FAIL_OPEN": True,  # Redis down: admit (True) or answer 503 + Retry-After (False)
+        "SOCKET_TIMEOUT": 0.2,  # seconds; a throttle must never hold a request for long
+        "SOCKET_CONNECT_TIMEOUT": 0.2,
+        "CIRCUIT_BREAKER": {"FAILURE_THRESHOLD": 2, "RECOVERY_TIME": 5.0},
+        "FAILURE_RETRY_AFTER": 5,  # Retry-After (s) of a fail-closed 503
+        "LOG_INTERVAL": 10.0,  # log a Redis outage at most once per this many seconds
+        "HEADERS": False,  # IETF RateLimit / RateLimit-Policy headers (draft -10)
+        "NUM_PROXIES": 0,  # proxies in front of Django (X-Forwarded-For) for @ratelimit
+        "EXACT_MAX_LIMIT": 10_000,  # system check: larger exact logs should use gcra/approx
+        "MIDDLEWARE_RATE": None,  # e.g. "300/min": RateLimitMiddleware's site-wide limit
+    },
 }
 
 

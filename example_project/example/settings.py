@@ -74,3 +74,16 @@ CACHES = {
 
 STATIC_URL = "static/"
 LOGIN_URL = "/admin/login/"
+
+# --- Throttles (django_rediskit.throttling): a DRF API under /api/ and a fail-closed login ---
+INSTALLED_APPS += ["rest_framework", "api"]
+MIDDLEWARE += ["django_rediskit.throttling.views.RateLimitMiddleware"]  # RateLimit headers
+REST_FRAMEWORK = {
+    "DEFAULT_THROTTLE_CLASSES": [
+        "django_rediskit.throttling.drf.AnonRateThrottle",
+        "django_rediskit.throttling.drf.UserRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {"anon": "20/min;200/day", "user": "120/min", "search": "10/10s"},
+    "NUM_PROXIES": 0,  # no proxy in front of the demo: never trust X-Forwarded-For
+}
+REDISKIT = {"THROTTLE": {"HEADERS": True}}

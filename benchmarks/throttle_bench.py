@@ -1,0 +1,274 @@
+"""Throttle benchmark: decisions/s and admitted counts, ours vs DRF on django-redis vs ``limits``.
+
+    python -m benchmarks.throttle_bench [--decisions 4000] [--trials 20]
+
+Starts a private redis-server (or uses REDIS_URL) and prints two Markdown tables:
+
+1. Decisions per second on one client thread, on the admit path, with a half-full 1000/day
+   history (500 entries) for the identity: DRF's ``UserRateThrottle`` on django-redis, our
+   ``UserRateThrottle`` (exact / approx / gcra) and ``RateLimiter.hit``, and the ``limits``
+   library's moving-window and sliding-window-counter strategies on the same Redis.
+2. Admitted requests when 8 processes x 8 threads fire 20 x L attempts at one identity at once
+   (L = 100), per trial: DRF vs ours vs ``limits``.
+
+Needs the ``bench`` extra (``pip install -e ".[bench]"``) for ``limits``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import os
+import statistics
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import django
+from django.conf import settings
+
+from tests.servers import RedisServer
+
+HISTORY = 500  # entries already in the identity's window: half of 1000/day
+RATE = "1000/day"
+
+
+def configure(url: str) -> None:
+    settings.configure(
+        SECRET_KEY="bench",
+        INSTALLED_APPS=["django.contrib.contenttypes", "django.contrib.auth", "django_rediskit"],
+        DATABASES={},
+        CACHES={
+            "default": {
+                "BACKEND": "django_rediskit.cache.RedisCache",
+                "LOCATION": url,
+                "KEY_PREFIX": "bench",
+            },
+            "djredis": {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": url},
+        },
+        REDISKIT={"THROTTLE": {"SOCKET_TIMEOUT": 10.0, "SOCKET_CONNECT_TIMEOUT": 10.0}},
+        REST_FRAMEWORK={"DEFAULT_THROTTLE_RATES": {"user": RATE}, "NUM_PROXIES": 0},
+    )
+    django.setup()
+
+
+class _User:
+    is_authenticated = True
+
+    def __init__(self, pk: str) -> None:
+        self.pk = pk
+
+
+class _Request:
+    """What UserRateThrottle reads: ``user`` and (for anonymous users) ``META``."""
+
+    def __init__(self, pk: str) -> None:
+        self.user = _User(pk)
+        self.META: dict[str, str] = {"REMOTE_ADDR": "127.0.0.1"}
+        self.headers: dict[str, str] = {}
+
+
+def drf_throttle(rate: str) -> Any:
+    from django.core.cache import caches
+    from rest_framework.throttling import UserRateThrottle
+
+    class DRFUser(UserRateThrottle):  # type: ignore[misc]
+        cache = caches["djredis"]
+
+    DRFUser.rate = rate
+    return DRFUser()
+
+
+def ours_throttle(rate: str, algorithm: str) -> Any:
+    from django_rediskit.throttling.drf import UserRateThrottle
+
+    class Ours(UserRateThrottle):
+        pass
+
+    Ours.rate = rate
+    Ours.algorithm = algorithm
+    return Ours()
+
+
+def limits_strategy(url: str, name: str) -> tuple[Any, Any]:
+    from limits import parse
+    from limits.storage import storage_from_string
+    from limits.strategies import MovingWindowRateLimiter, SlidingWindowCounterRateLimiter
+
+    storage = storage_from_string(url)
+    cls = {"moving": MovingWindowRateLimiter, "sliding": SlidingWindowCounterRateLimiter}[name]
+    return cls(storage), parse(RATE)
+
+
+# --- 1. decisions per second ---------------------------------------------------------------------
+
+
+Contender = tuple[str, Callable[[str], object], Callable[[str], bool]]
+BATCH = 200  # admitted decisions per identity and round; keeps the history near half full
+
+
+def _batch_rate(prefill: Callable[[str], object], decide: Callable[[str], bool]) -> float:
+    ident = uuid.uuid4().hex
+    prefill(ident)
+    started = time.perf_counter()
+    for _ in range(BATCH):
+        if not decide(ident):
+            raise RuntimeError("benchmark left the admit path")
+    return BATCH / (time.perf_counter() - started)
+
+
+def throughput(url: str, n: int) -> list[tuple[str, float]]:
+    """Median decisions/s per contender over interleaved rounds (the machine is shared and
+    noisy: interleaving exposes every contender to the same background load)."""
+    from django_rediskit.throttling import RateLimiter
+
+    contenders: list[Contender] = []
+    drf = drf_throttle(RATE)
+
+    def drf_prefill(ident: str) -> None:
+        now = time.time()
+        drf.cache.set(
+            drf.cache_format % {"scope": "user", "ident": ident},
+            [now - i * 0.001 for i in range(HISTORY)],
+            86400,
+        )
+
+    contenders.append(
+        (
+            "DRF UserRateThrottle, django-redis",
+            drf_prefill,
+            lambda i: drf.allow_request(_Request(i), None),
+        )
+    )
+    for algorithm in ("exact", "approx", "gcra"):
+        throttle = ours_throttle(RATE, algorithm)
+
+        def ours_prefill(ident: str, throttle: Any = throttle) -> None:
+            key = throttle.cache_format % {"scope": "user", "ident": ident}
+            throttle.limiter.hit("user", key, cost=HISTORY)
+
+        contenders.append(
+            (
+                f"rediskit UserRateThrottle, {algorithm}",
+                ours_prefill,
+                lambda i, t=throttle: t.allow_request(_Request(i), None),
+            )
+        )
+    for rates, label in ((RATE, "exact"), ("1000/day;1500/2d;2000/3d", "exact, 3 rates")):
+        limiter = RateLimiter(rates, algorithm="exact")
+        contenders.append(
+            (
+                f"rediskit RateLimiter.hit, {label}",
+                lambda i, lim=limiter: lim.hit("bench", i, cost=HISTORY),
+                lambda i, lim=limiter: lim.hit("bench", i).allowed,
+            )
+        )
+    for name in ("moving", "sliding"):
+        strategy, item = limits_strategy(url, name)
+        contenders.append(
+            (
+                f"limits {name} window",
+                lambda i, s=strategy, it=item: s.hit(it, i, cost=HISTORY),
+                lambda i, s=strategy, it=item: s.hit(it, i),
+            )
+        )
+    rates: dict[str, list[float]] = {name: [] for name, _, _ in contenders}
+    for _ in range(max(1, n // BATCH)):
+        for name, prefill, decide in contenders:
+            rates[name].append(_batch_rate(prefill, decide))
+    return [(name, statistics.median(values)) for name, values in rates.items()]
+
+
+# --- 2. admitted counts under concurrency -------------------------------------------------------
+
+LIMIT = 100
+
+
+def _drf_decider() -> Callable[[str], tuple[bool, bool]]:
+    throttle = drf_throttle(f"{LIMIT}/hour")
+    return lambda ident: (throttle.allow_request(_Request(ident), None), False)
+
+
+def _ours_decider(algorithm: str) -> Callable[[str], tuple[bool, bool]]:
+    from django_rediskit.throttling import RateLimiter
+
+    limiter = RateLimiter(f"{LIMIT}/hour", algorithm=algorithm)
+
+    def decide(ident: str) -> tuple[bool, bool]:
+        decision = limiter.hit("race", ident)
+        return decision.allowed, decision.degraded
+
+    return decide
+
+
+def _limits_decider(url: str, name: str) -> Callable[[str], tuple[bool, bool]]:
+    from limits import parse
+
+    strategy, _ = limits_strategy(url, name)
+    item = parse(f"{LIMIT}/hour")
+    return lambda ident: (strategy.hit(item, ident), False)
+
+
+def races(url: str, trials: int) -> list[tuple[str, list[int], int, float]]:
+    from tests.throttling.race import race
+
+    contenders: list[tuple[str, Callable[[], Callable[[str], tuple[bool, bool]]], int]] = [
+        ("DRF UserRateThrottle, django-redis", _drf_decider, min(trials, 5)),
+        ("rediskit exact", functools.partial(_ours_decider, "exact"), trials),
+        ("rediskit approx", functools.partial(_ours_decider, "approx"), min(trials, 5)),
+        ("rediskit gcra", functools.partial(_ours_decider, "gcra"), min(trials, 5)),
+        ("limits moving window", functools.partial(_limits_decider, url, "moving"), min(trials, 5)),
+    ]
+    rows = []
+    for name, factory, n in contenders:
+        results = race(
+            factory, trials=n, attempts_per_thread=20 * LIMIT // 64 + 1, tag=uuid.uuid4().hex
+        )
+        rows.append(
+            (
+                name,
+                [r.admitted for r in results],
+                sum(r.degraded for r in results),
+                statistics.mean(r.seconds for r in results),
+            )
+        )
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--decisions", type=int, default=4000)
+    parser.add_argument("--trials", type=int, default=20)
+    options = parser.parse_args()
+    server = None
+    url = os.environ.get("REDIS_URL")
+    if not url:
+        server = RedisServer().start()
+        url = server.url
+    try:
+        configure(url)
+        rows = throughput(url, options.decisions)
+        drf_rate = rows[0][1]
+        print(f"\n### Decisions/s, one client thread, {RATE} history half full (median)\n")
+        print("| Throttle | decisions/s | vs DRF |")
+        print("|---|---:|---:|")
+        for name, rate in rows:
+            print(f"| {name} | {rate:,.0f} | {rate / drf_rate:.2f}x |")
+        attempts = 64 * (20 * LIMIT // 64 + 1)
+        print(f"\n### Admitted of {attempts} attempts, limit {LIMIT}, 8 processes x 8 threads\n")
+        print("| Limiter | trials | admitted (min-max) | exact trials | degraded | s/trial |")
+        print("|---|---:|---|---:|---:|---:|")
+        for name, admitted, degraded, seconds in races(url, options.trials):
+            exact = sum(a == LIMIT for a in admitted)
+            print(
+                f"| {name} | {len(admitted)} | {min(admitted)}-{max(admitted)} | "
+                f"{exact}/{len(admitted)} | {degraded} | {seconds:.2f} |"
+            )
+    finally:
+        if server is not None:
+            server.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,347 @@
+"""The rate limiter core: one Lua script per decision, whatever the number of rates.
+
+A decision is one EVALSHA (one round trip; EVAL once more after a ``SCRIPT FLUSH`` or failover).
+The script reads the Redis server's clock, checks every rate of the throttle and consumes all of
+them or none, so concurrent requests can never slip past a limit and a request rejected by one
+rate leaves the others untouched.
+
+Throttle calls use their own connection pool, built from the cache alias's connection parameters
+but with short socket timeouts and no retries: a slow Redis must cost a request a few hundred
+milliseconds at worst, not the cache's 5 s. A circuit breaker (the cache's ``CircuitBreaker``
+class, one instance per alias for throttles) then answers from the failure policy in microseconds
+until Redis is back. Whatever goes wrong with Redis, a decision is returned, never an exception.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import hashlib
+import re
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+from redis.backoff import NoBackoff
+from redis.exceptions import AuthenticationError, NoScriptError, RedisError
+from redis.retry import Retry
+
+from django_rediskit.cache.policy import OUTAGE_ERRORS, CircuitBreaker, CircuitOpen, ThrottledLog
+from django_rediskit.conf import get_section, get_setting
+from django_rediskit.lua import source
+from django_rediskit.throttling.rates import Rate, parse_rates
+from django_rediskit.throttling.signals import throttle_backend_failure
+
+if TYPE_CHECKING:
+    from redis import Redis
+
+    from django_rediskit.cache.backend import RedisCache
+
+#: Algorithm name -> (Lua script, option passed as ARGV[4], key token). The token keeps the
+#: state of different algorithms apart (their layouts differ); one letter keeps keys short.
+ALGORITHMS: Final[dict[str, tuple[str, str, str]]] = {
+    "exact": ("throttle_exact", "", "e"),
+    "approx": ("throttle_window", "1", "a"),
+    "fixed": ("throttle_window", "0", "f"),
+    "gcra": ("throttle_gcra", "", "g"),
+}
+_SCOPE = re.compile(r"^[^{}\s]{1,100}$")  # braces would break the hash tag
+_US: Final = 1_000_000
+#: What a decision survives: Redis failures and replies of the wrong shape.
+_DECISION_ERRORS: Final[tuple[type[BaseException], ...]] = (
+    RedisError,
+    *OUTAGE_ERRORS,
+    ValueError,
+    TypeError,
+    IndexError,
+)
+
+
+def throttle_settings() -> dict[str, Any]:
+    """``REDISKIT["THROTTLE"]`` merged over its defaults (a partial dict is fine)."""
+    return get_section("THROTTLE")
+
+
+def throttle_alias() -> str:
+    alias = throttle_settings()["CACHE_ALIAS"] or get_setting("CACHE_ALIAS")
+    return str(alias)
+
+
+@functools.lru_cache(maxsize=8)
+def _digest_key(secret: str) -> bytes:
+    return hashlib.sha256(b"django-rediskit.throttle.ident:" + secret.encode()).digest()
+
+
+def ident_digest(ident: str) -> str:
+    """The identity as it appears in keys: a keyed hash, so no IP or user name is ever stored.
+
+    Keyed with a secret derived from SECRET_KEY: an unkeyed hash of an IPv4 address is reversed
+    by trying all 2**32 of them. (Rotating SECRET_KEY therefore starts every window afresh.)
+    """
+    key = _digest_key(str(settings.SECRET_KEY))
+    digest = hashlib.blake2b(ident.encode(), digest_size=9, key=key).digest()
+    return base64.urlsafe_b64encode(digest).decode()  # 12 characters, 72 bits
+
+
+@dataclass(frozen=True)
+class RateStatus:
+    """One rate's state after a decision. Times are in seconds."""
+
+    rate: Rate
+    remaining: int
+    #: until this rate's window holds nothing that limits the identity any more
+    reset: float
+    #: until a request of the same cost would pass this rate (0 if it passes now)
+    retry_after: float
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    statuses: tuple[RateStatus, ...]
+    #: seconds until the same request would be admitted (0 when allowed)
+    retry_after: float
+    #: True when Redis could not decide and the failure policy did
+    degraded: bool = False
+
+
+@dataclass
+class _Channel:
+    """What the throttles of one alias share in a process: client, breaker, log, key prefix."""
+
+    backend: RedisCache
+    client: Redis
+    breaker: CircuitBreaker
+    log: ThrottledLog
+    retry_after: float
+
+
+_channels: dict[str, _Channel] = {}
+_channels_lock = threading.Lock()
+
+
+@receiver(setting_changed)
+def _forget_channels(*, setting: str, **kwargs: Any) -> None:
+    """Tests (override_settings) may repoint an alias: rebuild its client on next use."""
+    if setting in ("CACHES", "REDISKIT", "SECRET_KEY"):
+        with _channels_lock:
+            _channels.clear()
+
+
+def _channel(alias: str) -> _Channel:
+    channel = _channels.get(alias)
+    if channel is None:
+        with _channels_lock:
+            channel = _channels.get(alias)
+            if channel is None:
+                channel = _channels[alias] = _build_channel(alias)
+    return channel
+
+
+def _build_channel(alias: str) -> _Channel:
+    from django_rediskit.connection import backend_for_alias
+
+    conf = throttle_settings()
+    backend = backend_for_alias(alias)
+    factory = backend.client.connection_factory
+    # The primary's URL; the pool differs from the cache's by its timeouts, so the factory's
+    # fingerprinting gives it a pool of its own.
+    params = factory.make_connection_params(backend.client._server[0])
+    params["socket_timeout"] = float(conf["SOCKET_TIMEOUT"])
+    params["socket_connect_timeout"] = float(conf["SOCKET_CONNECT_TIMEOUT"])
+    params["retry"] = Retry(NoBackoff(), 0)  # the breaker and the policy handle failures
+    breaker_conf = conf["CIRCUIT_BREAKER"] or {}
+    return _Channel(
+        backend=backend,
+        client=factory.get_connection(params),
+        breaker=CircuitBreaker(
+            failure_threshold=int(breaker_conf.get("FAILURE_THRESHOLD", 2)),
+            recovery_time=float(breaker_conf.get("RECOVERY_TIME", 5.0)),
+        ),
+        log=ThrottledLog(float(conf["LOG_INTERVAL"])),
+        retry_after=float(conf["FAILURE_RETRY_AFTER"]),
+    )
+
+
+@dataclass(frozen=True)
+class _Script:
+    text: bytes
+    sha: str
+
+
+@functools.cache
+def _script(name: str) -> _Script:
+    text = (source("throttle_prelude") + source(name)).encode()
+    return _Script(text, hashlib.sha1(text, usedforsecurity=False).hexdigest())
+
+
+def _run(client: Redis, script: _Script, keys: list[str], args: list[Any]) -> Any:
+    """EVALSHA; after a SCRIPT FLUSH, one EVAL (which also caches the script again).
+
+    redis-py's ``Script`` would send EVALSHA, SCRIPT LOAD, EVALSHA: two extra round trips.
+    """
+    try:
+        return client.evalsha(script.sha, len(keys), *keys, *args)
+    except NoScriptError:
+        return client.eval(script.text, len(keys), *keys, *args)  # type: ignore[arg-type]
+
+
+class RateLimiter:
+    """Admit or reject requests of an identity against one or several rates, atomically.
+
+    ``rates`` is a rate string (``"100/min;1000/day"``) or parsed ``Rate`` objects. ``algorithm``,
+    ``alias`` and ``fail_open`` default to ``REDISKIT["THROTTLE"]``. ``burst`` (gcra only) is
+    how many requests may arrive at once; it defaults to each rate's limit.
+    """
+
+    def __init__(
+        self,
+        rates: str | Sequence[Rate],
+        *,
+        algorithm: str | None = None,
+        alias: str | None = None,
+        fail_open: bool | None = None,
+        burst: int | None = None,
+    ) -> None:
+        parsed = parse_rates(rates) if isinstance(rates, str) else tuple(rates)
+        self.rates: tuple[Rate, ...] = parsed
+        if not self.rates:
+            raise ImproperlyConfigured("A RateLimiter needs at least one rate.")
+        conf = throttle_settings()
+        self.algorithm: str = algorithm or conf["ALGORITHM"]
+        if self.algorithm not in ALGORITHMS:
+            raise ImproperlyConfigured(
+                f"Unknown throttle algorithm {self.algorithm!r}; use one of "
+                f"{', '.join(ALGORITHMS)}."
+            )
+        if burst is not None and (self.algorithm != "gcra" or burst < 1):
+            raise ImproperlyConfigured("burst applies to the gcra algorithm and must be >= 1.")
+        self.burst = burst
+        self.alias: str = alias or throttle_alias()
+        self.fail_open: bool = bool(conf["FAIL_OPEN"] if fail_open is None else fail_open)
+        # A larger cost could never pass: reject it as a bug rather than throttle forever.
+        self._max_cost = min(burst or rate.limit for rate in self.rates)
+
+    def __repr__(self) -> str:
+        rates = ";".join(map(str, self.rates))
+        return f"<RateLimiter {rates} {self.algorithm} alias={self.alias!r}>"
+
+    # --- public API ------------------------------------------------------------------------------
+
+    def hit(self, scope: str, ident: str, *, cost: int = 1, now: float | None = None) -> Decision:
+        """Decide on one request of ``cost`` units and, if every rate admits it, consume them.
+
+        ``now`` (seconds) replaces the Redis server's clock; leave it None in production.
+        """
+        return self._decide(scope, ident, cost, now, consume=True)
+
+    def peek(self, scope: str, ident: str, *, cost: int = 1, now: float | None = None) -> Decision:
+        """What ``hit`` would decide, without consuming anything."""
+        return self._decide(scope, ident, cost, now, consume=False)
+
+    def reset(self, scope: str, ident: str) -> int:
+        """Forget the identity's history for this limiter's rates; returns the keys deleted.
+
+        Unlike decisions this raises on a Redis failure: it is an administrative action.
+        """
+        channel = _channel(self.alias)
+        return int(channel.client.delete(*self._keys(channel, scope, ident)))
+
+    def keys(self, scope: str, ident: str) -> list[str]:
+        """The Redis keys of an identity, one per rate, all in one cluster slot.
+
+        ``<prefix>:rl:{<scope>:<ident digest>}:<algorithm letter>:<window seconds>``
+        """
+        return self._keys(_channel(self.alias), scope, ident)
+
+    # --- internals -------------------------------------------------------------------------------
+
+    def _keys(self, channel: _Channel, scope: str, ident: str) -> list[str]:
+        if not isinstance(scope, str) or not _SCOPE.match(scope):
+            raise ValueError(f"Throttle scope {scope!r} must match {_SCOPE.pattern}.")
+        if not isinstance(ident, str):
+            raise TypeError(f"Throttle identity must be a string, not {type(ident).__name__}.")
+        backend = channel.backend
+        tag = f"{{{scope}:{ident_digest(ident)}}}"
+        token = ALGORITHMS[self.algorithm][2]
+        return [
+            backend.feature_key("throttle", tag, token, str(rate.window)) for rate in self.rates
+        ]
+
+    def _rate_args(self, keys: list[str]) -> list[int]:
+        args: list[int] = []
+        for key, rate in zip(keys, self.rates, strict=True):
+            args += (rate.limit, rate.window_us)
+            if self.algorithm == "gcra":
+                args.append(self.burst or rate.limit)
+            elif self.algorithm in ("approx", "fixed"):
+                digest = hashlib.blake2b(key.encode(), digest_size=8).digest()
+                args.append(int.from_bytes(digest, "big") % rate.window_us)
+        return args
+
+    def _decide(
+        self, scope: str, ident: str, cost: int, now: float | None, *, consume: bool
+    ) -> Decision:
+        if isinstance(cost, bool) or not isinstance(cost, int) or not 1 <= cost <= self._max_cost:
+            raise ValueError(f"cost must be an integer from 1 to {self._max_cost}, not {cost!r}.")
+        channel = _channel(self.alias)
+        keys = self._keys(channel, scope, ident)
+        script, option, _ = ALGORITHMS[self.algorithm]
+        args: list[Any] = [
+            "1" if consume else "0",
+            cost,
+            "" if now is None else int(now * _US),
+            option,
+            *self._rate_args(keys),
+        ]
+        try:
+            channel.breaker.before_call()
+            reply = _run(channel.client, _script(script), keys, args)
+            decision = self._parse(reply)
+        except _DECISION_ERRORS as exc:
+            return self._on_failure(channel, scope, exc)
+        channel.breaker.record_success()
+        return decision
+
+    def _parse(self, reply: Any) -> Decision:
+        """Turn the script's integers into a Decision, checking their shape (never trust Redis)."""
+        if not isinstance(reply, list) or len(reply) != 1 + 3 * len(self.rates):
+            raise ValueError(f"unexpected throttle script reply {reply!r:.200}")
+        allowed = int(reply[0]) == 1
+        statuses = tuple(
+            RateStatus(
+                rate=rate,
+                remaining=int(reply[1 + 3 * i]),
+                reset=int(reply[2 + 3 * i]) / _US,
+                retry_after=int(reply[3 + 3 * i]) / _US,
+            )
+            for i, rate in enumerate(self.rates)
+        )
+        retry_after = 0.0 if allowed else max(status.retry_after for status in statuses)
+        return Decision(allowed=allowed, statuses=statuses, retry_after=retry_after)
+
+    def _on_failure(self, channel: _Channel, scope: str, exc: BaseException) -> Decision:
+        outage = isinstance(exc, OUTAGE_ERRORS) and not isinstance(exc, AuthenticationError)
+        if not outage:
+            channel.breaker.record_success()  # Redis answered, wrongly: not an outage
+        elif not isinstance(exc, CircuitOpen):
+            channel.breaker.record_failure()
+        channel.log(f"throttle[{scope}]", exc)
+        throttle_backend_failure.send(
+            sender=type(self),
+            alias=self.alias,
+            scope=scope,
+            exception=exc,
+            fail_open=self.fail_open,
+        )
+        return Decision(
+            allowed=self.fail_open,
+            statuses=(),
+            retry_after=0.0 if self.fail_open else channel.retry_after,
+            degraded=True,
+        )

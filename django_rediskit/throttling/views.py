@@ -1,0 +1,183 @@
+"""Rate limits for plain Django views: the ``@ratelimit`` decorator and ``RateLimitMiddleware``.
+
+Both answer 429 with ``Retry-After`` (an integer >= 1) when a limit is hit, and 503 with
+``Retry-After`` when a fail-closed limit cannot reach Redis. With the ``HEADERS`` setting on,
+every response of a limited request carries the IETF ``RateLimit-Policy`` / ``RateLimit`` fields
+(draft-ietf-httpapi-ratelimit-headers-10), DRF's throttles included when the middleware is on.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import math
+import re
+from collections.abc import Callable, Collection
+from typing import Any, TypeVar, cast
+
+from django.core.exceptions import ImproperlyConfigured
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
+
+from django_rediskit.throttling.limiter import Decision, RateLimiter, throttle_settings
+from django_rediskit.throttling.rates import parse_rates
+
+View = TypeVar("View", bound=Callable[..., HttpResponseBase])
+KeyFunc = Callable[[HttpRequest], "str | None"]
+
+_DECISIONS_ATTR = "_rediskit_throttle_decisions"
+_TOKEN_UNSAFE = re.compile(r"[^A-Za-z0-9_.:\-]")
+
+
+def client_ip(request: HttpRequest) -> str:
+    """The client address: REMOTE_ADDR, or the entry ``NUM_PROXIES`` from the right of XFF.
+
+    ``REDISKIT["THROTTLE"]["NUM_PROXIES"]`` defaults to 0 (trust no header): a client can write
+    any X-Forwarded-For it likes, so only the entries appended by your own proxies count.
+    """
+    num_proxies = int(throttle_settings()["NUM_PROXIES"])
+    remote = str(request.META.get("REMOTE_ADDR", ""))
+    xff = request.headers.get("x-forwarded-for")
+    if num_proxies <= 0 or not xff:
+        return remote
+    addrs = [addr.strip() for addr in xff.split(",")]
+    return addrs[-min(num_proxies, len(addrs))]
+
+
+def user_or_ip(request: HttpRequest) -> str:
+    user = getattr(request, "user", None)
+    if user is not None and user.is_authenticated:
+        return f"user:{user.pk}"
+    return f"ip:{client_ip(request)}"
+
+
+def ip(request: HttpRequest) -> str:
+    return f"ip:{client_ip(request)}"
+
+
+KEYS: dict[str, KeyFunc] = {"ip": ip, "user_or_ip": user_or_ip}
+
+
+def record_decision(request: HttpRequest, scope: str, decision: Decision) -> None:
+    """Remember a decision on the request so the response can carry its headers."""
+    decisions: list[tuple[str, Decision]] = request.__dict__.setdefault(_DECISIONS_ATTR, [])
+    decisions.append((scope, decision))
+
+
+def rate_limit_headers(decisions: list[tuple[str, Decision]]) -> dict[str, str]:
+    """``RateLimit-Policy`` and ``RateLimit`` (RFC 9651 lists of strings with parameters)."""
+    policies, states = [], []
+    for scope, decision in decisions:
+        for status in decision.statuses:
+            name = _TOKEN_UNSAFE.sub("_", f"{scope}-{status.rate.window}s")
+            policies.append(f'"{name}";q={status.rate.limit};w={status.rate.window}')
+            states.append(f'"{name}";r={status.remaining};t={math.ceil(status.reset)}')
+    if not policies:
+        return {}
+    return {"RateLimit-Policy": ", ".join(policies), "RateLimit": ", ".join(states)}
+
+
+def add_headers(request: HttpRequest, response: HttpResponseBase) -> None:
+    if not throttle_settings()["HEADERS"]:
+        return
+    for name, value in rate_limit_headers(request.__dict__.get(_DECISIONS_ATTR, [])).items():
+        response[name] = value
+
+
+def limited_response(decision: Decision) -> HttpResponse:
+    """429 when a limit rejected the request; 503 when Redis was down and the limit fails closed."""
+    if decision.degraded:
+        response = HttpResponse(
+            "Request limits cannot be checked right now; try again later.\n",
+            status=503,
+            content_type="text/plain; charset=utf-8",
+        )
+    else:
+        response = HttpResponse(
+            "Too many requests.\n", status=429, content_type="text/plain; charset=utf-8"
+        )
+    response["Retry-After"] = str(max(1, math.ceil(decision.retry_after)))
+    return response
+
+
+def check(
+    request: HttpRequest, limiter: RateLimiter, scope: str, ident: str, *, cost: int = 1
+) -> HttpResponse | None:
+    """Decide on a request; the 429/503 response to send if it is rejected, else None."""
+    decision = limiter.hit(scope, ident, cost=cost)
+    record_decision(request, scope, decision)
+    if decision.allowed:
+        return None
+    response = limited_response(decision)
+    add_headers(request, response)
+    return response
+
+
+def ratelimit(
+    rate: str,
+    *,
+    key: str | KeyFunc = "user_or_ip",
+    scope: str | None = None,
+    method: Collection[str] | None = None,
+    block: bool = True,
+    algorithm: str | None = None,
+    fail_open: bool | None = None,
+    cost: int = 1,
+) -> Callable[[View], View]:
+    """Limit a view: ``@ratelimit("5/min;20/hour", key="ip", method=["POST"], fail_open=False)``.
+
+    ``key`` is ``"ip"``, ``"user_or_ip"`` or a callable of the request returning the identity
+    (None: not limited). ``scope`` names the limit (default: the view's dotted path); views that
+    share a scope share a budget. ``method`` limits only those HTTP methods. With ``block=False``
+    the view runs anyway and sees ``request.limited``.
+    """
+    rates = parse_rates(rate)  # a bad rate fails at import, not at the first request
+    if isinstance(key, str) and key not in KEYS:
+        raise ImproperlyConfigured(f"Unknown ratelimit key {key!r}; use {', '.join(KEYS)}.")
+    key_func = KEYS[key] if isinstance(key, str) else key
+    methods = None if method is None else {m.upper() for m in method}
+
+    def decorate(view: View) -> View:
+        if inspect.iscoroutinefunction(view):
+            raise TypeError(
+                f"@ratelimit does not support async views yet ({view.__qualname__}): the "
+                "decision would block the event loop."
+            )
+        name = scope or f"{view.__module__}.{view.__qualname__}"
+
+        @functools.wraps(view)
+        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+            request.limited = False  # type: ignore[attr-defined]
+            ident = key_func(request) if methods is None or request.method in methods else None
+            if ident is not None:
+                limiter = RateLimiter(rates, algorithm=algorithm, fail_open=fail_open)
+                rejection = check(request, limiter, name, ident, cost=cost)
+                request.limited = rejection is not None  # type: ignore[attr-defined]
+                if rejection is not None and block:
+                    return rejection
+            response = view(request, *args, **kwargs)
+            add_headers(request, response)
+            return response
+
+        return cast(View, wrapper)
+
+    return decorate
+
+
+class RateLimitMiddleware:
+    """Adds the RateLimit headers of every limit checked during a request (DRF's included) and,
+    with ``REDISKIT["THROTTLE"]["MIDDLEWARE_RATE"]``, applies a site-wide limit per user or IP."""
+
+    scope = "site"
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
+        rate = throttle_settings()["MIDDLEWARE_RATE"]
+        if rate:
+            rejection = check(request, RateLimiter(rate), self.scope, user_or_ip(request))
+            if rejection is not None:
+                return rejection
+        response = self.get_response(request)
+        add_headers(request, response)
+        return response
