@@ -93,24 +93,32 @@ class CircuitBreaker:
 
 
 class ThrottledLog:
-    """Logs an ignored outage at most once per interval, so an outage cannot flood the logs."""
+    """Logs an outage at most once per interval, so an outage cannot flood the logs.
 
-    def __init__(self, interval: float = 10.0) -> None:
+    ``outcome`` says what the caller did about it ("ignored", "admitted (fail open)"...).
+    """
+
+    def __init__(
+        self, interval: float = 10.0, log: logging.Logger = logger, outcome: str = "ignored"
+    ) -> None:
         self.interval = interval
+        self.log = log
+        self.outcome = outcome
         self._next = 0.0
         self.suppressed = 0
 
-    def __call__(self, method: str, exc: BaseException) -> None:
+    def __call__(self, where: str, exc: BaseException, outcome: str | None = None) -> None:
         now = time.monotonic()
         if now < self._next:
             self.suppressed += 1
             return
         self._next = now + self.interval
-        logger.warning(
-            "Redis unavailable in cache.%s (%s: %s); ignored%s.",
-            method,
+        self.log.warning(
+            "Redis unavailable in %s (%s: %s); %s%s.",
+            where,
             type(exc).__name__,
             exc,
+            outcome or self.outcome,
             f", {self.suppressed} more since last report" if self.suppressed else "",
         )
         self.suppressed = 0
@@ -161,7 +169,7 @@ def guarded(miss: Any = None) -> Callable[[F], F]:
                 self._breaker.record_failure()
             self._stats.errors += 1
             if self._mute_outages:
-                self._log_ignored(name, cause)
+                self._log_ignored(f"cache.{name}", cause)
                 return muted_value((self, *args), kw)
             if cause is exc:
                 raise exc

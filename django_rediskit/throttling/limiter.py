@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import functools
 import hashlib
+import logging
 import re
 import threading
 from collections.abc import Sequence
@@ -163,7 +164,9 @@ def _build_channel(alias: str) -> _Channel:
             failure_threshold=int(breaker_conf.get("FAILURE_THRESHOLD", 2)),
             recovery_time=float(breaker_conf.get("RECOVERY_TIME", 5.0)),
         ),
-        log=ThrottledLog(float(conf["LOG_INTERVAL"])),
+        log=ThrottledLog(
+            float(conf["LOG_INTERVAL"]), logging.getLogger("django_rediskit.throttling")
+        ),
         retry_after=float(conf["FAILURE_RETRY_AFTER"]),
     )
 
@@ -331,7 +334,11 @@ class RateLimiter:
             channel.breaker.record_success()  # Redis answered, wrongly: not an outage
         elif not isinstance(exc, CircuitOpen):
             channel.breaker.record_failure()
-        channel.log(f"throttle[{scope}]", exc)
+        channel.log(
+            f"throttle[{scope}]",
+            exc,
+            "request admitted (fail open)" if self.fail_open else "request refused (fail closed)",
+        )
         throttle_backend_failure.send(
             sender=type(self),
             alias=self.alias,
