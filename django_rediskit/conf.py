@@ -26,6 +26,8 @@ NAMESPACES: dict[str, str] = {
 DEFAULTS: dict[str, Any] = {
     # Alias of the CACHES entry whose Redis each feature uses.
     "CACHE_ALIAS": "default",
+    # The admin key inspector; see django_rediskit.inspector.config.DEFAULTS for the keys.
+    "INSPECTOR": {},
 }
 
 
