@@ -116,11 +116,11 @@ def scan_page(
 ) -> ScanPage:
     """Scan from ``cursor`` until the page is full or the budget is spent.
 
-    COUNT adapts to the match ratio seen so far: an unfiltered scan asks for about the rows it
-    still needs (so a page is not padded with 1000 keys it must then describe), a sparse filter
-    climbs to ``budget.count``. Keys of the last call are all kept, because dropping some would
-    lose them for good (SCAN cannot resume mid-batch), so a page may exceed ``page_size`` by at
-    most one COUNT.
+    COUNT adapts to the match ratio seen so far: the first call asks for about the rows still
+    needed (so an unfiltered page is not padded with 1000 keys it must then describe), and each
+    later call at most quadruples it, up to ``budget.count``, so a sparse filter still climbs
+    fast. Keys of the last call are all kept, because dropping some would lose them for good
+    (SCAN cannot resume mid-batch): a page may exceed ``page_size`` by at most one COUNT.
     """
     if type_ is not None and type_ not in KEY_TYPES:
         raise ValueError(f"unknown key type {type_!r}")
@@ -128,22 +128,18 @@ def scan_page(
         raise ValueError("no Redis node to scan")
     state = Cursor.decode(cursor, len(nodes))
     started = clock()
-    filtered = match != "*" or type_ is not None
     keys: list[bytes] = []
     seen: set[bytes] = set()
     calls = 0
     requested = 0
+    count = 0
     node, position, examined = state.node, state.position, state.examined
     stopped = "done"
     while True:
         needed = budget.page_size - len(keys)
-        if not filtered:
-            ratio = 1.0
-        elif requested:
-            ratio = max(len(keys) / requested, 1.0 / budget.count)
-        else:
-            ratio = 1.0 / budget.count
-        count = max(10, min(budget.count, math.ceil(needed / ratio)))
+        ratio = max(len(keys) / requested, 1.0 / budget.count) if requested else 1.0
+        wanted = math.ceil(needed / ratio)
+        count = max(10, min(budget.count, wanted, count * 4 if count else wanted))
         kwargs: dict[str, Any] = {"match": match, "count": count}
         if type_ is not None:
             kwargs["_type"] = type_
