@@ -192,7 +192,7 @@ def _payload_body(format_id: int, payload: bytes) -> str:
 
 def guess(data: bytes) -> str:
     """The decoder that most likely fits ``data``."""
-    if data and data[0] >= codecs.MARKER and data[0] >> 4 & 0x07:
+    if data and data[0] >= codecs.MARKER and (data[0] >> 4 & 0x07) in _SERIALIZER_NAMES:
         return "header"
     if is_bare_pickle(data):
         return "pickle"
