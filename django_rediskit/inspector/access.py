@@ -134,12 +134,16 @@ class Target:
 
 
 class Viewer:
-    """One user's view of one alias: what they may read, and how names are shown."""
+    """One user's view of one alias: what they may read, and how names are shown.
 
-    def __init__(self, request: HttpRequest, target: Target, config: InspectorConfig) -> None:
+    ``sensitive_ok`` is the user's "view sensitive" permission in the admin, and the
+    ``--show-sensitive`` flag in ``manage.py rediskit_keys``.
+    """
+
+    def __init__(self, target: Target, config: InspectorConfig, *, sensitive_ok: bool) -> None:
         self.target = target
         self.config = config
-        self.sensitive_ok = has(request, "view_sensitive")
+        self.sensitive_ok = sensitive_ok
 
     def _matches_pattern(self, key: bytes) -> bool:
         text = key.decode("utf-8", "backslashreplace")

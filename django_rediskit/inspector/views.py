@@ -97,7 +97,7 @@ def _context(request: HttpRequest) -> tuple[InspectorConfig, Target, Viewer]:
     config = inspector_config.load()
     alias = request.GET.get("alias") or request.POST.get("alias") or (config.aliases or [""])[0]
     target = Target.for_alias(alias, config)
-    return config, target, Viewer(request, target, config)
+    return config, target, Viewer(target, config, sensitive_ok=has(request, "view_sensitive"))
 
 
 def _url(admin: ModelAdmin[Any], name: str, **params: str) -> str:
