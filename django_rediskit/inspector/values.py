@@ -72,14 +72,7 @@ def read_page(
             kind, [], str(offset), str(offset + STRING_CHUNK) if more else None, chunk, offset
         )
     if kind in ("hash", "set"):
-        cursor = _int_position(position)
-        if kind == "hash":
-            cursor_out, pairs = client.hscan(key, cursor, count=size)
-            items = [Item(_bytes(f).decode("utf-8", "backslashreplace"), _bytes(v)) for f, v in pairs.items()]
-        else:
-            cursor_out, members = client.sscan(key, cursor, count=size)
-            items = [Item(None, _bytes(member)) for member in members]
-        return ValuePage(kind, items, str(cursor), str(cursor_out) if cursor_out else None)
+        return _scan_page(client, key, kind, position, size)
     if kind in ("zset", "list"):
         start = _int_position(position)
         stop = start + size - 1
@@ -110,6 +103,32 @@ def read_page(
         next_id = "(" + items[-1].label if more and items[-1].label else None
         return ValuePage(kind, items, start_id, next_id)
     raise BadPosition(f"cannot page a value of type {kind!r}")
+
+
+def _scan_page(client: Redis, key: bytes, kind: str, position: str | None, size: int) -> ValuePage:
+    """HSCAN / SSCAN one page. A compactly encoded key (listpack, intset) answers a scan with all
+    its elements at once, which the encoding limits keep small; such a reply is windowed here,
+    and the position ``s<offset>`` says how far into it the next page starts.
+    """
+    skip = 0
+    if position and position.startswith("s"):
+        skip, cursor = _int_position(position[1:]), 0
+    else:
+        cursor = _int_position(position)
+    if kind == "hash":
+        cursor_out, pairs = client.hscan(key, cursor, count=size)
+        items = [
+            Item(_bytes(field).decode("utf-8", "backslashreplace"), _bytes(value))
+            for field, value in pairs.items()
+        ]
+    else:
+        cursor_out, members = client.sscan(key, cursor, count=size)
+        items = [Item(None, _bytes(member)) for member in members]
+    if cursor == 0 and cursor_out == 0 and (skip or len(items) > size):
+        window = items[skip : skip + size]
+        more = skip + size < len(items)
+        return ValuePage(kind, window, position or "0", f"s{skip + size}" if more else None)
+    return ValuePage(kind, items, str(cursor), str(cursor_out) if cursor_out else None)
 
 
 def read_whole_string(client: Redis, key: bytes, limit: int) -> bytes | None:

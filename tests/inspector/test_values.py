@@ -78,3 +78,18 @@ def test_bad_positions_are_refused(raw: redis.Redis) -> None:
     for kind, position in (("list", "-1"), ("hash", "abc"), ("stream", "1-1; DEL x")):
         with pytest.raises(values.BadPosition):
             values.read_page(raw, b"st", kind, position)
+
+
+def test_compact_hash_reply_is_windowed(raw: redis.Redis) -> None:
+    # One HSET of 300 fields: Redis 7.0 keeps it listpack-encoded, and HSCAN returns it whole.
+    raw.hset("small", mapping={f"f{i}": i for i in range(300)})
+    seen: list[str | None] = []
+    position = None
+    while True:
+        page = values.read_page(raw, b"small", "hash", position, 100)
+        assert len(page.items) <= 100
+        seen.extend(item.label for item in page.items)
+        position = page.next_position
+        if position is None:
+            break
+    assert sorted(seen, key=str) == sorted((f"f{i}" for i in range(300)), key=str)
