@@ -112,7 +112,10 @@ class Target:
             ("", "All keys in the database"),
             ("alias", f"This alias ({self.prefix}:*)"),
             ("cache", "Cache entries"),
-            *((name, f"{name} ({self.prefix}:{token}:*)") for name, token in conf.NAMESPACES.items()),
+            *(
+                (name, f"{name} ({self.prefix}:{token}:*)")
+                for name, token in conf.NAMESPACES.items()
+            ),
         ]
 
     def pattern(self, preset: str, query: str, literal: bool) -> str:

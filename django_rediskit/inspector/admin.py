@@ -43,7 +43,11 @@ class RedisKeyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             ("stats/", views.stats, "stats"),
         )
         return [
-            path(route, self.admin_site.admin_view(self._bind(view)), name=f"{info[0]}_{info[1]}_{name}")
+            path(
+                route,
+                self.admin_site.admin_view(self._bind(view)),
+                name=f"{info[0]}_{info[1]}_{name}",
+            )
             for route, view, name in pages
         ]
 

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from redis import Redis
 
 DEFAULT_BATCH = 500
+BULK_BUDGET = Budget(page_size=DEFAULT_BATCH)
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,7 @@ def bulk_step(
     cursor: str | None,
     *,
     dry_run: bool,
-    budget: Budget = Budget(page_size=DEFAULT_BATCH),
+    budget: Budget = BULK_BUDGET,
     batch: int = DEFAULT_BATCH,
 ) -> StepResult:
     """One bounded step: scan ``nodes`` within ``budget``, then UNLINK the matches via ``client``.

@@ -18,7 +18,7 @@ import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
     from redis import Redis
@@ -66,6 +66,9 @@ class Budget:
     max_ms: float = 150.0
 
 
+DEFAULT_BUDGET = Budget()
+
+
 @dataclass(frozen=True)
 class Cursor:
     """Where a scan stands: which node, that node's SCAN cursor, and keys examined so far."""
@@ -111,7 +114,7 @@ def scan_page(
     match: str = "*",
     type_: str | None = None,
     cursor: str | None = None,
-    budget: Budget = Budget(),
+    budget: Budget = DEFAULT_BUDGET,
     clock: Callable[[], float] = time.monotonic,
 ) -> ScanPage:
     """Scan from ``cursor`` until the page is full or the budget is spent.
@@ -143,7 +146,7 @@ def scan_page(
         kwargs: dict[str, Any] = {"match": match, "count": count}
         if type_ is not None:
             kwargs["_type"] = type_
-        position, batch = nodes[node].scan(position, **kwargs)
+        position, batch = cast("tuple[int, list[bytes]]", nodes[node].scan(position, **kwargs))
         calls += 1
         requested += count
         examined += count

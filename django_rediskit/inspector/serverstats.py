@@ -55,7 +55,7 @@ def info_summary(client: Redis) -> tuple[list[tuple[str, Any]], float | None, di
 
 def slowlog(client: Redis, count: int = SLOWLOG_ENTRIES) -> list[SlowEntry]:
     """The newest ``count`` SLOWLOG entries, arguments kept apart."""
-    raw = client.execute_command("SLOWLOG", "GET", count)
+    raw: Any = client.execute_command("SLOWLOG", "GET", count)  # type: ignore[no-untyped-call]
     entries = []
     for item in raw:
         arguments = item[3] if isinstance(item[3], list) else item[4]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
     from redis import Redis
@@ -77,7 +77,7 @@ def read_page(
         start = _int_position(position)
         stop = start + size - 1
         if kind == "zset":
-            pairs = client.zrange(key, start, stop, withscores=True)
+            pairs: Any = client.zrange(key, start, stop, withscores=True)
             items = [
                 Item(str(start + index), _bytes(member), float(score))
                 for index, (member, score) in enumerate(pairs)
@@ -91,7 +91,7 @@ def read_page(
         start_id = position or "-"
         if start_id != "-" and not _STREAM_ID.fullmatch(start_id):
             raise BadPosition(f"not a stream id: {start_id[:30]!r}")
-        entries = client.xrange(key, min=start_id, count=size)
+        entries: Any = client.xrange(key, min=start_id, count=size)
         items = [
             Item(
                 _bytes(entry_id).decode(),
@@ -116,13 +116,15 @@ def _scan_page(client: Redis, key: bytes, kind: str, position: str | None, size:
     else:
         cursor = _int_position(position)
     if kind == "hash":
-        cursor_out, pairs = client.hscan(key, cursor, count=size)
+        cursor_out, pairs = cast(
+            "tuple[int, dict[bytes, bytes]]", client.hscan(key, cursor, count=size)
+        )
         items = [
             Item(_bytes(field).decode("utf-8", "backslashreplace"), _bytes(value))
             for field, value in pairs.items()
         ]
     else:
-        cursor_out, members = client.sscan(key, cursor, count=size)
+        cursor_out, members = cast("tuple[int, list[bytes]]", client.sscan(key, cursor, count=size))
         items = [Item(None, _bytes(member)) for member in members]
     if cursor == 0 and cursor_out == 0 and (skip or len(items) > size):
         window = items[skip : skip + size]

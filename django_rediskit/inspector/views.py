@@ -60,14 +60,20 @@ View = Callable[["ModelAdmin[Any]", HttpRequest], HttpResponse]
 
 
 def _page(
-    admin: ModelAdmin[Any], request: HttpRequest, template: str, context: dict[str, Any], status: int = 200
+    admin: ModelAdmin[Any],
+    request: HttpRequest,
+    template: str,
+    context: dict[str, Any],
+    status: int = 200,
 ) -> TemplateResponse:
     base = {
         **admin.admin_site.each_context(request),
         "opts": admin.model._meta,
         "app_label": admin.model._meta.app_label,
     }
-    return TemplateResponse(request, f"{TEMPLATE_DIR}/{template}", {**base, **context}, status=status)
+    return TemplateResponse(
+        request, f"{TEMPLATE_DIR}/{template}", {**base, **context}, status=status
+    )
 
 
 def inspector_view(view: View) -> View:
@@ -87,7 +93,11 @@ def inspector_view(view: View) -> View:
             )
         except (BadKeyReference, BadCursor, values.BadPosition, ValueError) as exc:
             return _page(
-                admin, request, "error.html", {"title": "Bad request", "error": str(exc)}, status=400
+                admin,
+                request,
+                "error.html",
+                {"title": "Bad request", "error": str(exc)},
+                status=400,
             )
 
     return wrapper
@@ -126,11 +136,18 @@ def _ttl_text(ttl_ms: int | None) -> str:
     return f"{ttl_ms // 1000} s"
 
 
-def _log(request: HttpRequest, target: Target, viewer: Viewer, key_text: str, flag: int, message: dict[str, Any]) -> None:
+def _log(
+    request: HttpRequest,
+    target: Target,
+    viewer: Viewer,
+    key_text: str,
+    flag: int,
+    message: dict[str, Any],
+) -> None:
     from django_rediskit.models import RedisKey
 
     LogEntry.objects.create(
-        user_id=request.user.pk,
+        user_id=int(request.user.pk or 0),
         content_type=ContentType.objects.get_for_model(RedisKey, for_concrete_model=False),
         object_id=f"{target.alias}:{key_text}"[:200],
         object_repr=key_text[:200],
@@ -143,7 +160,9 @@ def _refuse_if_read_only(config: InspectorConfig) -> None:
     if config.read_only:
         from django.core.exceptions import PermissionDenied
 
-        raise PermissionDenied('The key inspector is read-only (REDISKIT["INSPECTOR"]["READ_ONLY"]).')
+        raise PermissionDenied(
+            'The key inspector is read-only (REDISKIT["INSPECTOR"]["READ_ONLY"]).'
+        )
 
 
 # --- browse --------------------------------------------------------------------------------------
@@ -165,7 +184,11 @@ def browse(admin: ModelAdmin[Any], request: HttpRequest) -> HttpResponse:
         page = exact_page(glob_unescape(pattern).encode())
     else:
         page = scan_page(
-            target.nodes, match=pattern, type_=type_, cursor=request.GET.get("cursor"), budget=config.budget
+            target.nodes,
+            match=pattern,
+            type_=type_,
+            cursor=request.GET.get("cursor"),
+            budget=config.budget,
         )
     rows, dbsize = describe_keys(target.client, page.keys, with_dbsize=True)
     shown = [
@@ -197,7 +220,9 @@ def browse(admin: ModelAdmin[Any], request: HttpRequest) -> HttpResponse:
             "dbsize": dbsize,
             "progress": progress,
             "examined": examined,
-            "next_url": _url(admin, "changelist", **params, cursor=page.next_cursor) if page.next_cursor else None,
+            "next_url": _url(admin, "changelist", **params, cursor=page.next_cursor)
+            if page.next_cursor
+            else None,
             "first_url": _url(admin, "changelist", **params),
             "can_stats": has(request, "view_stats"),
             "can_bulk": has(request, "delete_keys") and not config.read_only,
@@ -211,7 +236,9 @@ def browse(admin: ModelAdmin[Any], request: HttpRequest) -> HttpResponse:
 # --- key page ------------------------------------------------------------------------------------
 
 
-def _key_and_meta(request: HttpRequest, target: Target, viewer: Viewer, ref: str | None) -> tuple[bytes, KeyMeta]:
+def _key_and_meta(
+    request: HttpRequest, target: Target, viewer: Viewer, ref: str | None
+) -> tuple[bytes, KeyMeta]:
     key = key_from_ref(ref)
     if viewer.name_hidden(key):
         from django.core.exceptions import PermissionDenied
@@ -228,7 +255,13 @@ def key_detail(admin: ModelAdmin[Any], request: HttpRequest) -> HttpResponse:
     key, meta = _key_and_meta(request, target, viewer, request.GET.get("k"))
     name = viewer.display(key)
     if not meta.exists:
-        return _page(admin, request, "error.html", {"title": "No such key", "error": f"{name} does not exist (it may have expired)."}, status=404)
+        return _page(
+            admin,
+            request,
+            "error.html",
+            {"title": "No such key", "error": f"{name} does not exist (it may have expired)."},
+            status=404,
+        )
     panel = target.panel(key)
     context: dict[str, Any] = {
         "title": f"Key {name}"[:120],
@@ -256,7 +289,12 @@ def key_detail(admin: ModelAdmin[Any], request: HttpRequest) -> HttpResponse:
 
 
 def _value_context(
-    admin: ModelAdmin[Any], request: HttpRequest, config: InspectorConfig, target: Target, key: bytes, meta: KeyMeta
+    admin: ModelAdmin[Any],
+    request: HttpRequest,
+    config: InspectorConfig,
+    target: Target,
+    key: bytes,
+    meta: KeyMeta,
 ) -> dict[str, Any]:
     position = request.GET.get("pos") or None
     decoder = request.GET.get("decoder", "auto")
@@ -268,9 +306,14 @@ def _value_context(
         "value_page": page,
         "decoder": decoder,
         "decoders": decoders.DECODERS,
-        "next_value_url": _url(admin, "key", **params, pos=page.next_position) if page.next_position else None,
+        "next_value_url": _url(admin, "key", **params, pos=page.next_position)
+        if page.next_position
+        else None,
         "first_value_url": _url(admin, "key", **params) if position else None,
-        "decoder_urls": [(name, _url(admin, "key", alias=target.alias, k=key_ref(key), decoder=name)) for name in decoders.DECODERS],
+        "decoder_urls": [
+            (name, _url(admin, "key", alias=target.alias, k=key_ref(key), decoder=name))
+            for name in decoders.DECODERS
+        ],
     }
     if meta.type == "string":
         context["chunk_end"] = page.offset + len(page.chunk)
@@ -282,7 +325,9 @@ def _value_context(
             used, text, header = decoders.render(data, decoder, target.codec)
             context.update({"decoded_as": used, "decoded": text, "header": header})
         except decoders.NotApplicable as exc:
-            context.update({"decoded_as": "text", "decoded": decoders.as_text(data), "decode_error": str(exc)})
+            context.update(
+                {"decoded_as": "text", "decoded": decoders.as_text(data), "decode_error": str(exc)}
+            )
     else:
         context["items"] = [
             {
@@ -303,7 +348,9 @@ def delete_key(admin: ModelAdmin[Any], request: HttpRequest) -> HttpResponse:
     require(request, "delete_keys")
     config, target, viewer = _context(request)
     _refuse_if_read_only(config)
-    key, meta = _key_and_meta(request, target, viewer, request.GET.get("k") or request.POST.get("k"))
+    key, meta = _key_and_meta(
+        request, target, viewer, request.GET.get("k") or request.POST.get("k")
+    )
     name = viewer.display(key)
     panel = target.panel(key)
     label = panel.delete_label if panel else "Delete"
@@ -316,7 +363,15 @@ def delete_key(admin: ModelAdmin[Any], request: HttpRequest) -> HttpResponse:
         admin,
         request,
         "confirm_delete.html",
-        {"title": f"{label}?", "name": name, "meta": meta, "label": label, "target": target, "ref": key_ref(key), "panel": panel},
+        {
+            "title": f"{label}?",
+            "name": name,
+            "meta": meta,
+            "label": label,
+            "target": target,
+            "ref": key_ref(key),
+            "panel": panel,
+        },
     )
 
 
@@ -325,7 +380,9 @@ def set_ttl(admin: ModelAdmin[Any], request: HttpRequest) -> HttpResponse:
     require(request, "change_keys")
     config, target, viewer = _context(request)
     _refuse_if_read_only(config)
-    key, meta = _key_and_meta(request, target, viewer, request.GET.get("k") or request.POST.get("k"))
+    key, meta = _key_and_meta(
+        request, target, viewer, request.GET.get("k") or request.POST.get("k")
+    )
     name = viewer.display(key)
     error = None
     if request.method == "POST":
@@ -343,14 +400,29 @@ def set_ttl(admin: ModelAdmin[Any], request: HttpRequest) -> HttpResponse:
             error = "Give a number of seconds greater than 0 (at most ten years)."
         else:
             changed = bool(target.client.pexpire(key, max(1, int(seconds * 1000))))
-            _log(request, target, viewer, name, CHANGE, {"action": "expire", "seconds": seconds, "changed": changed})
+            _log(
+                request,
+                target,
+                viewer,
+                name,
+                CHANGE,
+                {"action": "expire", "seconds": seconds, "changed": changed},
+            )
             messages.success(request, f"TTL of {name} set to {seconds:g} s.")
             return HttpResponseRedirect(_url(admin, "key", alias=target.alias, k=key_ref(key)))
     return _page(
         admin,
         request,
         "ttl.html",
-        {"title": "Set expiry", "name": name, "meta": meta, "ttl": _ttl_text(meta.ttl_ms), "target": target, "ref": key_ref(key), "error": error},
+        {
+            "title": "Set expiry",
+            "name": name,
+            "meta": meta,
+            "ttl": _ttl_text(meta.ttl_ms),
+            "target": target,
+            "ref": key_ref(key),
+            "error": error,
+        },
         status=400 if error else 200,
     )
 
@@ -367,10 +439,22 @@ def bulk_delete(admin: ModelAdmin[Any], request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         action = request.POST.get("action", "")
         if action == "start":
-            pattern = target.pattern(request.POST.get("ns", ""), request.POST.get("q", ""), request.POST.get("literal") == "1")
+            pattern = target.pattern(
+                request.POST.get("ns", ""),
+                request.POST.get("q", ""),
+                request.POST.get("literal") == "1",
+            )
             if pattern in ("", "*"):
                 raise ValueError("refusing to bulk delete every key; give a narrower pattern")
-            job = {"alias": target.alias, "pattern": pattern, "phase": "count", "cursor": None, "matched": 0, "deleted": 0, "examined": 0}
+            job = {
+                "alias": target.alias,
+                "pattern": pattern,
+                "phase": "count",
+                "cursor": None,
+                "matched": 0,
+                "deleted": 0,
+                "examined": 0,
+            }
         elif job is None:
             raise ValueError("no bulk delete in progress; start one")
         elif action == "stop":
@@ -396,7 +480,18 @@ def bulk_delete(admin: ModelAdmin[Any], request: HttpRequest) -> HttpResponse:
             else:
                 job["deleted"] += step.deleted
                 if step.deleted:
-                    _log(request, target, viewer, job["pattern"], DELETION, {"action": "bulk delete", "pattern": job["pattern"], "removed": step.deleted})
+                    _log(
+                        request,
+                        target,
+                        viewer,
+                        job["pattern"],
+                        DELETION,
+                        {
+                            "action": "bulk delete",
+                            "pattern": job["pattern"],
+                            "removed": step.deleted,
+                        },
+                    )
             if step.next_cursor is None:
                 job["phase"] = "counted" if job["phase"] == "count" else "done"
         request.session[BULK_SESSION_KEY] = job
@@ -404,12 +499,23 @@ def bulk_delete(admin: ModelAdmin[Any], request: HttpRequest) -> HttpResponse:
         admin,
         request,
         "bulk.html",
-        {"title": "Bulk delete by pattern", "target": target, "job": job, "presets": target.presets(), "browse_url": _url(admin, "changelist", alias=target.alias)},
+        {
+            "title": "Bulk delete by pattern",
+            "target": target,
+            "job": job,
+            "presets": target.presets(),
+            "browse_url": _url(admin, "changelist", alias=target.alias),
+        },
     )
 
 
 def _bulk_budget(config: InspectorConfig) -> Budget:
-    return Budget(page_size=config.bulk_batch, count=config.budget.count, max_calls=config.budget.max_calls, max_ms=config.budget.max_ms)
+    return Budget(
+        page_size=config.bulk_batch,
+        count=config.budget.count,
+        max_calls=config.budget.max_calls,
+        max_ms=config.budget.max_ms,
+    )
 
 
 # --- stats ---------------------------------------------------------------------------------------
@@ -452,8 +558,12 @@ def stats(admin: ModelAdmin[Any], request: HttpRequest) -> HttpResponse:
             deadline_s=config.sample_seconds,
         )
         context["report"] = report
-        context["big_memory"] = [(size, viewer.display(key)) for size, key in report.biggest_by_memory]
-        context["big_length"] = [(size, viewer.display(key)) for size, key in report.biggest_by_length]
+        context["big_memory"] = [
+            (size, viewer.display(key)) for size, key in report.biggest_by_memory
+        ]
+        context["big_length"] = [
+            (size, viewer.display(key)) for size, key in report.biggest_by_length
+        ]
         context["no_ttl"] = [viewer.display(key) for key in report.no_ttl_examples]
     return _page(admin, request, "stats.html", context)
 

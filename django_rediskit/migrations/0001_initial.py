@@ -4,24 +4,34 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='RedisKey',
+            name="RedisKey",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'Redis key',
-                'verbose_name_plural': 'Redis keys',
-                'permissions': (('view_keys', 'Can browse Redis keys and their metadata'), ('view_values', 'Can view Redis values'), ('change_keys', 'Can change Redis keys (TTL, invalidate)'), ('delete_keys', 'Can delete Redis keys'), ('view_sensitive', 'Can view sensitive Redis keys and values'), ('view_stats', 'Can view Redis server statistics')),
-                'managed': False,
-                'default_permissions': (),
+                "verbose_name": "Redis key",
+                "verbose_name_plural": "Redis keys",
+                "permissions": (
+                    ("view_keys", "Can browse Redis keys and their metadata"),
+                    ("view_values", "Can view Redis values"),
+                    ("change_keys", "Can change Redis keys (TTL, invalidate)"),
+                    ("delete_keys", "Can delete Redis keys"),
+                    ("view_sensitive", "Can view sensitive Redis keys and values"),
+                    ("view_stats", "Can view Redis server statistics"),
+                ),
+                "managed": False,
+                "default_permissions": (),
             },
         ),
     ]

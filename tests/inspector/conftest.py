@@ -116,6 +116,7 @@ def inspect_settings(
     server: servers.RedisServer, settings: Any, recorder: Recorder
 ) -> Iterator[dict[str, Any]]:
     """CACHES['inspect'] on the private server (recorded), and the inspector writable."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast users
     caches = dict(settings.CACHES)
     caches[ALIAS] = {
         "BACKEND": "django_rediskit.cache.RedisCache",

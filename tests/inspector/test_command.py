@@ -27,8 +27,15 @@ def test_sample_reports_namespaces_and_redacts_sessions(
     assert "3003/100000 keys" in err.getvalue()
     shown = StringIO()
     call_command(
-        "rediskit_keys", "sample", "--alias", "inspect", "--show-sensitive", "--limit", "5000",
-        stdout=shown, stderr=StringIO(),
+        "rediskit_keys",
+        "sample",
+        "--alias",
+        "inspect",
+        "--show-sensitive",
+        "--limit",
+        "5000",
+        stdout=shown,
+        stderr=StringIO(),
     )
     assert sid in shown.getvalue()
 
@@ -37,8 +44,14 @@ def test_sample_limit_and_errors(inspect_settings: Any, raw: redis.Redis, server
     raw.execute_command("DEBUG", "POPULATE", 5000, "k")
     out = StringIO()
     call_command(
-        "rediskit_keys", "sample", "--alias", "inspect", "--limit", "1000",
-        stdout=out, stderr=StringIO(),
+        "rediskit_keys",
+        "sample",
+        "--alias",
+        "inspect",
+        "--limit",
+        "1000",
+        stdout=out,
+        stderr=StringIO(),
     )
     assert "Sampled 1000 keys (sample limit reached)" in out.getvalue()
     with pytest.raises(CommandError):

@@ -87,7 +87,9 @@ def test_type_filter_and_time_budget(raw: redis.Redis) -> None:
     assert page.stopped == "time" and page.calls <= 2
 
 
-def test_exact_name_skips_the_scan(admin_client: Client, raw: redis.Redis, recorder: Recorder) -> None:
+def test_exact_name_skips_the_scan(
+    admin_client: Client, raw: redis.Redis, recorder: Recorder
+) -> None:
     raw.set("app:exact[1]", "v")
     recorder.reset()
     response = _browse(admin_client, q="app:exact[1]", literal="1")

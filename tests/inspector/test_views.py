@@ -46,7 +46,12 @@ VIEWS: list[tuple[str, str, str, dict[str, str]]] = [
 @pytest.mark.django_db
 @pytest.mark.parametrize(("method", "path", "perm", "extra"), VIEWS)
 def test_each_view_needs_its_permission(
-    inspect_settings: Any, raw: redis.Redis, method: str, path: str, perm: str, extra: dict[str, str]
+    inspect_settings: Any,
+    raw: redis.Redis,
+    method: str,
+    path: str,
+    perm: str,
+    extra: dict[str, str],
 ) -> None:
     raw.set("perm:key", "v")
     params = {"alias": ALIAS, "k": _ref(b"perm:key"), **extra}

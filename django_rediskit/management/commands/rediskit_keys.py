@@ -65,8 +65,10 @@ class Command(BaseCommand):
     def _print(self, report: SampleReport, viewer: Viewer, top: int) -> None:
         out = self.stdout.write
         state = "whole keyspace" if report.finished else "sample limit reached"
-        out(f"Sampled {report.sampled} keys ({state}); {report.memory} bytes; "
-            f"{report.without_ttl} without TTL.")
+        out(
+            f"Sampled {report.sampled} keys ({state}); {report.memory} bytes; "
+            f"{report.without_ttl} without TTL."
+        )
         out("\nNamespaces (keys, bytes):")
         for namespace, count, memory in report.top_namespaces(top):
             out(f"  {namespace:<40} {count:>10} {memory:>14}")
