@@ -8,3 +8,4 @@ class RedisKitConfig(AppConfig):
 
     def ready(self) -> None:
         from django_rediskit import checks  # noqa: F401  (registers the system checks)
+        from django_rediskit.inspector import checks as inspector_checks  # noqa: F401

@@ -40,3 +40,15 @@ def test_bad_settings_are_configuration_errors(settings: object) -> None:
     for bad in ({"PAGE_SIZE": 0}, {"TYPO": 1}, {"ALIASES": "default"}, {"SCAN_COUNT": True}):
         with override_settings(REDISKIT={"INSPECTOR": bad}), pytest.raises(ImproperlyConfigured):
             config.load()
+
+
+def test_system_check_reports_bad_inspector_settings() -> None:
+    from django.test import override_settings
+
+    from django_rediskit.inspector.checks import check_inspector_settings
+
+    assert check_inspector_settings() == []
+    with override_settings(REDISKIT={"INSPECTOR": {"PAGE_SIZE": -1}}):
+        assert [m.id for m in check_inspector_settings()] == ["django_rediskit.E101"]
+    with override_settings(REDISKIT={"INSPECTOR": {"ALIASES": ["ghost"]}}):
+        assert [m.id for m in check_inspector_settings()] == ["django_rediskit.E102"]
