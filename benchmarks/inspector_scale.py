@@ -138,18 +138,25 @@ def run(raw: Any, args: argparse.Namespace) -> None:
     sparse_scans = RECORDER.count("SCAN")
     sparse = [timed(client, BASE, {"alias": "bench", "q": "app:nomatch:*"})[1] for _ in range(20)]
 
-    print("\nK1 browse (DBSIZE {:,})".format(raw.dbsize()))
-    print(f"  first page: {rows} rows, {scans} SCAN calls, {trips} round trips "
-          f"(= SCANs + 1 pipeline), {first_ms:.1f} ms")
-    print(f"  first page x20: p50 {statistics.median(first_samples):.1f} ms, "
-          f"max {max(first_samples):.1f} ms")
+    print(f"\nK1 browse (DBSIZE {raw.dbsize():,})")
+    print(
+        f"  first page: {rows} rows, {scans} SCAN calls, {trips} round trips "
+        f"(= SCANs + 1 pipeline), {first_ms:.1f} ms"
+    )
+    print(
+        f"  first page x20: p50 {statistics.median(first_samples):.1f} ms, "
+        f"max {max(first_samples):.1f} ms"
+    )
     q = statistics.quantiles(samples, n=20)
-    print(f"  100 next pages: p50 {statistics.median(samples):.1f} ms, p95 {q[18]:.1f} ms, "
-          f"max {max(samples):.1f} ms")
-    print(f"  sparse filter (no match): {sparse_scans} SCAN calls, p50 "
-          f"{statistics.median(sparse):.1f} ms, max {max(sparse + [sparse_ms]):.1f} ms")
-    print(f"  RSS over 100 pages: {rss_before} -> {rss_after} KiB "
-          f"(+{rss_after - rss_before} KiB)")
+    print(
+        f"  100 next pages: p50 {statistics.median(samples):.1f} ms, p95 {q[18]:.1f} ms, "
+        f"max {max(samples):.1f} ms"
+    )
+    print(
+        f"  sparse filter (no match): {sparse_scans} SCAN calls, p50 "
+        f"{statistics.median(sparse):.1f} ms, max {max([*sparse, sparse_ms]):.1f} ms"
+    )
+    print(f"  RSS over 100 pages: {rss_before} -> {rss_after} KiB (+{rss_after - rss_before} KiB)")
 
     # K4: each big key's first page, every command's server time (slowlog threshold 0).
     print("\nK4 big keys, first page")
@@ -161,8 +168,11 @@ def run(raw: Any, args: argparse.Namespace) -> None:
         _, elapsed = timed(client, BASE + "key/", {"alias": "bench", "k": ref(key)})
         entries = ours(raw.execute_command("SLOWLOG", "GET", 100))
         durations = [(entry[3][0].decode(), int(entry[2])) for entry in entries]
-        print(f"  {kind:<6} {len(RECORDER.commands)} commands {[c[0].decode() for c in RECORDER.commands]}"
-              f" server µs {durations} request {elapsed:.1f} ms")
+        names = [command[0].decode() for command in RECORDER.commands]
+        print(
+            f"  {kind:<6} {len(names)} commands {names} server µs {durations} "
+            f"request {elapsed:.1f} ms"
+        )
     raw.config_set("slowlog-log-slower-than", 5000)
 
     # K2: 100 page views of big keys + 100 browse pages; count slow entries from our client.

@@ -17,7 +17,7 @@ import math
 import re
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
@@ -105,7 +105,6 @@ class ScanPage:
     #: Why the page stopped: "full", "calls", "time" or "done".
     stopped: str = "done"
     exact: bool = False
-    errors: list[str] = field(default_factory=list)
 
 
 def scan_page(

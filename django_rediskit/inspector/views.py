@@ -236,9 +236,7 @@ def browse(admin: ModelAdmin[Any], request: HttpRequest) -> HttpResponse:
 # --- key page ------------------------------------------------------------------------------------
 
 
-def _key_and_meta(
-    request: HttpRequest, target: Target, viewer: Viewer, ref: str | None
-) -> tuple[bytes, KeyMeta]:
+def _key_and_meta(target: Target, viewer: Viewer, ref: str | None) -> tuple[bytes, KeyMeta]:
     key = key_from_ref(ref)
     if viewer.name_hidden(key):
         from django.core.exceptions import PermissionDenied
@@ -252,7 +250,7 @@ def _key_and_meta(
 def key_detail(admin: ModelAdmin[Any], request: HttpRequest) -> HttpResponse:
     require(request, "view_keys")
     config, target, viewer = _context(request)
-    key, meta = _key_and_meta(request, target, viewer, request.GET.get("k"))
+    key, meta = _key_and_meta(target, viewer, request.GET.get("k"))
     name = viewer.display(key)
     if not meta.exists:
         return _page(
@@ -348,9 +346,7 @@ def delete_key(admin: ModelAdmin[Any], request: HttpRequest) -> HttpResponse:
     require(request, "delete_keys")
     config, target, viewer = _context(request)
     _refuse_if_read_only(config)
-    key, meta = _key_and_meta(
-        request, target, viewer, request.GET.get("k") or request.POST.get("k")
-    )
+    key, meta = _key_and_meta(target, viewer, request.GET.get("k") or request.POST.get("k"))
     name = viewer.display(key)
     panel = target.panel(key)
     label = panel.delete_label if panel else "Delete"
@@ -380,9 +376,7 @@ def set_ttl(admin: ModelAdmin[Any], request: HttpRequest) -> HttpResponse:
     require(request, "change_keys")
     config, target, viewer = _context(request)
     _refuse_if_read_only(config)
-    key, meta = _key_and_meta(
-        request, target, viewer, request.GET.get("k") or request.POST.get("k")
-    )
+    key, meta = _key_and_meta(target, viewer, request.GET.get("k") or request.POST.get("k"))
     name = viewer.display(key)
     error = None
     if request.method == "POST":
