@@ -275,3 +275,55 @@ def test_concurrent_bulk_deletes_remove_each_key_once(server: Any) -> None:
         thread.join()
     assert not errors
     assert sum(totals) == 5000 and clients[0].dbsize() == 1
+
+
+@pytest.mark.django_db
+def test_lost_script_is_reloaded(admin_client: Client, raw: redis.Redis) -> None:
+    raw.set("app:x", "1")
+    assert admin_client.get(BASE, {"alias": ALIAS}).status_code == 200
+    raw.script_flush()  # what a restart or failover does to the script cache
+    response = admin_client.get(BASE, {"alias": ALIAS})
+    assert response.status_code == 200
+    assert b"app:x" in [row["meta"].key for row in response.context["rows"]]
+
+
+@pytest.mark.django_db
+def test_paused_redis_times_out_into_a_503(
+    admin_client: Client, server: Any, settings: Any
+) -> None:
+    settings.CACHES[ALIAS]["OPTIONS"]["SOCKET_TIMEOUT"] = 0.3
+    with server.paused(2):
+        response = admin_client.get(BASE, {"alias": ALIAS})
+    assert response.status_code == 503 and b"Redis is unavailable" in response.content
+
+
+@pytest.mark.django_db
+def test_a_feature_panel_takes_over_the_delete_action(
+    admin_client: Client, raw: redis.Redis
+) -> None:
+    from django_rediskit.inspector import panels
+
+    revoked: list[bytes] = []
+
+    class SessionPanel(panels.Panel):
+        def describe(self, client: Any, key: bytes, meta: Any) -> list[tuple[str, str]]:
+            return [("Owner", "user 7")]
+
+        def delete(self, client: Any, key: bytes) -> int:
+            revoked.append(key)  # the sessions API would also clean the device index
+            return int(client.unlink(key))
+
+    generic = panels.panel_for("sessions")
+    assert generic is not None
+    panels.register_panel(
+        SessionPanel("sessions", "Session", sensitive_names=True, delete_label="Revoke it")
+    )
+    try:
+        raw.set("app:s:abc", "x")
+        ref = _ref(b"app:s:abc")
+        page = admin_client.get(BASE + "key/", {"alias": ALIAS, "k": ref})
+        assert b"user 7" in page.content and b"Revoke it" in page.content
+        admin_client.post(BASE + "key/delete/", {"alias": ALIAS, "k": ref, "confirm": "yes"})
+        assert revoked == [b"app:s:abc"] and not raw.exists("app:s:abc")
+    finally:
+        panels.register_panel(generic)
