@@ -83,7 +83,7 @@ def inspector_view(view: View) -> View:
     def wrapper(admin: ModelAdmin[Any], request: HttpRequest) -> HttpResponse:
         try:
             return view(admin, request)
-        except (RedisError, OSError) as exc:
+        except RedisError as exc:
             return _page(
                 admin,
                 request,
