@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from django.contrib import messages
 from django.contrib.admin.models import CHANGE, DELETION, LogEntry
 from django.contrib.contenttypes.models import ContentType
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
@@ -158,8 +159,6 @@ def _log(
 
 def _refuse_if_read_only(config: InspectorConfig) -> None:
     if config.read_only:
-        from django.core.exceptions import PermissionDenied
-
         raise PermissionDenied(
             'The key inspector is read-only (REDISKIT["INSPECTOR"]["READ_ONLY"]).'
         )
@@ -239,8 +238,6 @@ def browse(admin: ModelAdmin[Any], request: HttpRequest) -> HttpResponse:
 def _key_and_meta(target: Target, viewer: Viewer, ref: str | None) -> tuple[bytes, KeyMeta]:
     key = key_from_ref(ref)
     if viewer.name_hidden(key):
-        from django.core.exceptions import PermissionDenied
-
         raise PermissionDenied("this key is sensitive: it needs the view_sensitive permission")
     rows, _ = describe_keys(target.client, [key])
     return key, rows[0]
