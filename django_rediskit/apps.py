@@ -8,6 +8,7 @@ class RedisKitConfig(AppConfig):
 
     def ready(self) -> None:
         from django_rediskit import checks  # noqa: F401  (registers the system checks)
+        from django_rediskit.inspector import checks as inspector_checks  # noqa: F401
         from django_rediskit.invalidation.registry import connect_registered
         from django_rediskit.throttling import checks as throttling_checks  # noqa: F401
 

@@ -46,6 +46,8 @@ DEFAULTS: dict[str, Any] = {
         "EXACT_MAX_LIMIT": 10_000,  # system check: larger exact logs should use gcra/approx
         "MIDDLEWARE_RATE": None,  # e.g. "300/min": RateLimitMiddleware's site-wide limit
     },
+    # The admin key inspector; see django_rediskit.inspector.config.DEFAULTS for the keys.
+    "INSPECTOR": {},
 }
 
 

@@ -64,3 +64,7 @@ CACHES = {
         "KEY_PREFIX": f"{TEST_PREFIX}-other",
     },
 }
+
+# The live server of the browser tests (pytest-django's ``live_server``) serves the admin's CSS.
+INSTALLED_APPS += ["django.contrib.staticfiles"]
+STATIC_URL = "/static/"

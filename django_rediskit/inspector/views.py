@@ -1,0 +1,566 @@
+"""Admin views of the key inspector: browse, key page, actions, bulk delete, stats.
+
+Every view checks its own permission, every mutation is a CSRF-protected POST behind a confirm
+page that writes a ``LogEntry``, and the global read-only switch blocks all of them. A Redis
+outage renders a plain 503 page that says so (never a traceback); bad parameters render 400.
+All Redis-sourced text reaches templates as ``str`` and is escaped there.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from django.contrib import messages
+from django.contrib.admin.models import CHANGE, DELETION, LogEntry
+from django.contrib.contenttypes.models import ContentType
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils.http import urlencode
+from redis.exceptions import RedisError
+
+from django_rediskit.inspector import config as inspector_config
+from django_rediskit.inspector import decoders, values
+from django_rediskit.inspector.access import (
+    BadKeyReference,
+    Target,
+    Viewer,
+    has,
+    key_from_ref,
+    key_ref,
+    require,
+)
+from django_rediskit.inspector.bulk import bulk_step
+from django_rediskit.inspector.meta import KeyMeta, describe_keys
+from django_rediskit.inspector.sampler import sample
+from django_rediskit.inspector.scan import (
+    KEY_TYPES,
+    BadCursor,
+    Budget,
+    ScanPage,
+    exact_page,
+    glob_unescape,
+    has_glob,
+    scan_page,
+)
+from django_rediskit.inspector.serverstats import info_summary, slowlog
+
+if TYPE_CHECKING:
+    from django.contrib.admin import ModelAdmin
+
+    from django_rediskit.inspector.config import InspectorConfig
+
+TEMPLATE_DIR = "admin/django_rediskit/inspector"
+BULK_SESSION_KEY = "django_rediskit_inspector_bulk"
+
+View = Callable[["ModelAdmin[Any]", HttpRequest], HttpResponse]
+
+
+def _page(
+    admin: ModelAdmin[Any],
+    request: HttpRequest,
+    template: str,
+    context: dict[str, Any],
+    status: int = 200,
+) -> TemplateResponse:
+    base = {
+        **admin.admin_site.each_context(request),
+        "opts": admin.model._meta,
+        "app_label": admin.model._meta.app_label,
+    }
+    return TemplateResponse(
+        request, f"{TEMPLATE_DIR}/{template}", {**base, **context}, status=status
+    )
+
+
+def inspector_view(view: View) -> View:
+    """Turn Redis outages and bad parameters into clear pages instead of 500s."""
+
+    @functools.wraps(view)
+    def wrapper(admin: ModelAdmin[Any], request: HttpRequest) -> HttpResponse:
+        try:
+            return view(admin, request)
+        except RedisError as exc:
+            return _page(
+                admin,
+                request,
+                "error.html",
+                {"title": "Redis is unavailable", "error": f"{type(exc).__name__}: {exc}"},
+                status=503,
+            )
+        except (BadKeyReference, BadCursor, values.BadPosition, ValueError) as exc:
+            return _page(
+                admin,
+                request,
+                "error.html",
+                {"title": "Bad request", "error": str(exc)},
+                status=400,
+            )
+
+    return wrapper
+
+
+def _context(request: HttpRequest) -> tuple[InspectorConfig, Target, Viewer]:
+    config = inspector_config.load()
+    alias = request.GET.get("alias") or request.POST.get("alias") or (config.aliases or [""])[0]
+    target = Target.for_alias(alias, config)
+    return config, target, Viewer(target, config, sensitive_ok=has(request, "view_sensitive"))
+
+
+def _url(admin: ModelAdmin[Any], name: str, **params: str) -> str:
+    info = (admin.model._meta.app_label, admin.model._meta.model_name)
+    base = reverse(f"admin:{info[0]}_{info[1]}_{name}", current_app=admin.admin_site.name)
+    return f"{base}?{urlencode(params)}" if params else base
+
+
+def _row(admin: ModelAdmin[Any], viewer: Viewer, meta: KeyMeta) -> dict[str, Any]:
+    hidden = viewer.name_hidden(meta.key)
+    return {
+        "name": viewer.display(meta.key),
+        "url": None
+        if hidden
+        else _url(admin, "key", alias=viewer.target.alias, k=key_ref(meta.key)),
+        "meta": meta,
+        "ttl": _ttl_text(meta.ttl_ms),
+    }
+
+
+def _ttl_text(ttl_ms: int | None) -> str:
+    if ttl_ms is None:
+        return "no expiry"
+    if ttl_ms < 10_000:
+        return f"{ttl_ms} ms"
+    return f"{ttl_ms // 1000} s"
+
+
+def _log(
+    request: HttpRequest,
+    target: Target,
+    viewer: Viewer,
+    key_text: str,
+    flag: int,
+    message: dict[str, Any],
+) -> None:
+    from django_rediskit.models import RedisKey
+
+    LogEntry.objects.create(
+        user_id=int(request.user.pk or 0),
+        content_type=ContentType.objects.get_for_model(RedisKey, for_concrete_model=False),
+        object_id=f"{target.alias}:{key_text}"[:200],
+        object_repr=key_text[:200],
+        action_flag=flag,
+        change_message=json.dumps([{"rediskit": {"alias": target.alias, **message}}]),
+    )
+
+
+def _refuse_if_read_only(config: InspectorConfig) -> None:
+    if config.read_only:
+        raise PermissionDenied(
+            'The key inspector is read-only (REDISKIT["INSPECTOR"]["READ_ONLY"]).'
+        )
+
+
+# --- browse --------------------------------------------------------------------------------------
+
+
+@inspector_view
+def browse(admin: ModelAdmin[Any], request: HttpRequest) -> HttpResponse:
+    require(request, "view_keys")
+    config, target, viewer = _context(request)
+    preset = request.GET.get("ns", "")
+    query = request.GET.get("q", "")
+    literal = request.GET.get("literal") == "1"
+    type_ = request.GET.get("type") or None
+    if type_ is not None and type_ not in KEY_TYPES:
+        raise ValueError(f"unknown type filter {type_[:20]!r}")
+    pattern = target.pattern(preset, query, literal)
+    page: ScanPage
+    if not has_glob(pattern):
+        page = exact_page(glob_unescape(pattern).encode())
+    else:
+        page = scan_page(
+            target.nodes,
+            match=pattern,
+            type_=type_,
+            cursor=request.GET.get("cursor"),
+            budget=config.budget,
+        )
+    rows, dbsize = describe_keys(target.client, page.keys, with_dbsize=True)
+    shown = [
+        _row(admin, viewer, meta)
+        for meta in rows
+        if meta.exists and (type_ is None or meta.type == type_)
+    ]
+    params = {"alias": target.alias, "ns": preset, "q": query, "type": type_ or ""}
+    if literal:
+        params["literal"] = "1"
+    total = dbsize or 0
+    examined = total if page.next_cursor is None else min(page.examined, total)
+    progress = 100.0 if page.next_cursor is None else min(99.9, 100.0 * examined / max(total, 1))
+    return _page(
+        admin,
+        request,
+        "browse.html",
+        {
+            "title": f"Redis keys — {target.alias}",
+            "target": target,
+            "aliases": config.aliases,
+            "presets": target.presets(),
+            "types": KEY_TYPES,
+            "params": params,
+            "literal": literal,
+            "pattern": pattern,
+            "rows": shown,
+            "page": page,
+            "dbsize": dbsize,
+            "progress": progress,
+            "examined": examined,
+            "next_url": _url(admin, "changelist", **params, cursor=page.next_cursor)
+            if page.next_cursor
+            else None,
+            "first_url": _url(admin, "changelist", **params),
+            "can_stats": has(request, "view_stats"),
+            "can_bulk": has(request, "delete_keys") and not config.read_only,
+            "stats_url": _url(admin, "stats", alias=target.alias),
+            "bulk_url": _url(admin, "bulk", alias=target.alias),
+            "read_only": config.read_only,
+        },
+    )
+
+
+# --- key page ------------------------------------------------------------------------------------
+
+
+def _key_and_meta(target: Target, viewer: Viewer, ref: str | None) -> tuple[bytes, KeyMeta]:
+    key = key_from_ref(ref)
+    if viewer.name_hidden(key):
+        raise PermissionDenied("this key is sensitive: it needs the view_sensitive permission")
+    rows, _ = describe_keys(target.client, [key])
+    return key, rows[0]
+
+
+@inspector_view
+def key_detail(admin: ModelAdmin[Any], request: HttpRequest) -> HttpResponse:
+    require(request, "view_keys")
+    config, target, viewer = _context(request)
+    key, meta = _key_and_meta(target, viewer, request.GET.get("k"))
+    name = viewer.display(key)
+    if not meta.exists:
+        return _page(
+            admin,
+            request,
+            "error.html",
+            {"title": "No such key", "error": f"{name} does not exist (it may have expired)."},
+            status=404,
+        )
+    panel = target.panel(key)
+    context: dict[str, Any] = {
+        "title": f"Key {name}"[:120],
+        "name": name,
+        "meta": meta,
+        "ttl": _ttl_text(meta.ttl_ms),
+        "target": target,
+        "panel": panel,
+        "panel_rows": panel.describe(target.client, key, meta) if panel else [],
+        "browse_url": _url(admin, "changelist", alias=target.alias),
+        "can_values": has(request, "view_values"),
+        "value_hidden": viewer.value_hidden(key),
+        "read_only": config.read_only,
+        "delete_url": _url(admin, "delete", alias=target.alias, k=key_ref(key))
+        if has(request, "delete_keys") and not config.read_only
+        else None,
+        "delete_label": panel.delete_label if panel else "Delete",
+        "ttl_url": _url(admin, "ttl", alias=target.alias, k=key_ref(key))
+        if has(request, "change_keys") and not config.read_only
+        else None,
+    }
+    if context["can_values"] and not context["value_hidden"]:
+        context.update(_value_context(admin, request, config, target, key, meta))
+    return _page(admin, request, "key.html", context)
+
+
+def _value_context(
+    admin: ModelAdmin[Any],
+    request: HttpRequest,
+    config: InspectorConfig,
+    target: Target,
+    key: bytes,
+    meta: KeyMeta,
+) -> dict[str, Any]:
+    position = request.GET.get("pos") or None
+    decoder = request.GET.get("decoder", "auto")
+    if decoder not in decoders.DECODERS:
+        raise ValueError(f"unknown decoder {decoder[:20]!r}")
+    page = values.read_page(target.client, key, meta.type, position, config.value_page_size)
+    params = {"alias": target.alias, "k": key_ref(key), "decoder": decoder}
+    context: dict[str, Any] = {
+        "value_page": page,
+        "decoder": decoder,
+        "decoders": decoders.DECODERS,
+        "next_value_url": _url(admin, "key", **params, pos=page.next_position)
+        if page.next_position
+        else None,
+        "first_value_url": _url(admin, "key", **params) if position else None,
+        "decoder_urls": [
+            (name, _url(admin, "key", alias=target.alias, k=key_ref(key), decoder=name))
+            for name in decoders.DECODERS
+        ],
+    }
+    if meta.type == "string":
+        context["chunk_end"] = page.offset + len(page.chunk)
+        whole = page.chunk if page.next_position is None and page.offset == 0 else None
+        if whole is None and decoder not in ("text", "hex") and meta.length <= config.decode_limit:
+            whole = values.read_whole_string(target.client, key, config.decode_limit)
+        data = whole if whole is not None else page.chunk
+        try:
+            used, text, header = decoders.render(data, decoder, target.codec)
+            context.update({"decoded_as": used, "decoded": text, "header": header})
+        except decoders.NotApplicable as exc:
+            context.update(
+                {"decoded_as": "text", "decoded": decoders.as_text(data), "decode_error": str(exc)}
+            )
+    else:
+        context["items"] = [
+            {
+                "label": item.label,
+                "value": decoders.as_text(item.value, limit=2048),
+                "score": item.score,
+            }
+            for item in page.items
+        ]
+    return context
+
+
+# --- actions -------------------------------------------------------------------------------------
+
+
+@inspector_view
+def delete_key(admin: ModelAdmin[Any], request: HttpRequest) -> HttpResponse:
+    require(request, "delete_keys")
+    config, target, viewer = _context(request)
+    _refuse_if_read_only(config)
+    key, meta = _key_and_meta(target, viewer, request.GET.get("k") or request.POST.get("k"))
+    name = viewer.display(key)
+    panel = target.panel(key)
+    label = panel.delete_label if panel else "Delete"
+    if request.method == "POST" and request.POST.get("confirm") == "yes":
+        removed = panel.delete(target.client, key) if panel else int(target.client.unlink(key))
+        _log(request, target, viewer, name, DELETION, {"action": label, "removed": removed})
+        messages.success(request, f"{label}: {name} ({removed} key removed).")
+        return HttpResponseRedirect(_url(admin, "changelist", alias=target.alias))
+    return _page(
+        admin,
+        request,
+        "confirm_delete.html",
+        {
+            "title": f"{label}?",
+            "name": name,
+            "meta": meta,
+            "label": label,
+            "target": target,
+            "ref": key_ref(key),
+            "panel": panel,
+        },
+    )
+
+
+@inspector_view
+def set_ttl(admin: ModelAdmin[Any], request: HttpRequest) -> HttpResponse:
+    require(request, "change_keys")
+    config, target, viewer = _context(request)
+    _refuse_if_read_only(config)
+    key, meta = _key_and_meta(target, viewer, request.GET.get("k") or request.POST.get("k"))
+    name = viewer.display(key)
+    error = None
+    if request.method == "POST":
+        raw = request.POST.get("seconds", "").strip()
+        if request.POST.get("persist") == "1":
+            changed = bool(target.client.persist(key))
+            _log(request, target, viewer, name, CHANGE, {"action": "persist", "changed": changed})
+            messages.success(request, f"Expiry cleared on {name}.")
+            return HttpResponseRedirect(_url(admin, "key", alias=target.alias, k=key_ref(key)))
+        try:
+            seconds = float(raw)
+            if not 0 < seconds <= 10 * 365 * 86400:
+                raise ValueError
+        except ValueError:
+            error = "Give a number of seconds greater than 0 (at most ten years)."
+        else:
+            changed = bool(target.client.pexpire(key, max(1, int(seconds * 1000))))
+            _log(
+                request,
+                target,
+                viewer,
+                name,
+                CHANGE,
+                {"action": "expire", "seconds": seconds, "changed": changed},
+            )
+            messages.success(request, f"TTL of {name} set to {seconds:g} s.")
+            return HttpResponseRedirect(_url(admin, "key", alias=target.alias, k=key_ref(key)))
+    return _page(
+        admin,
+        request,
+        "ttl.html",
+        {
+            "title": "Set expiry",
+            "name": name,
+            "meta": meta,
+            "ttl": _ttl_text(meta.ttl_ms),
+            "target": target,
+            "ref": key_ref(key),
+            "error": error,
+        },
+        status=400 if error else 200,
+    )
+
+
+@inspector_view
+def bulk_delete(admin: ModelAdmin[Any], request: HttpRequest) -> HttpResponse:
+    """Dry-run count first, then bounded UNLINK steps; the job's progress lives in the session."""
+    require(request, "delete_keys")
+    config, target, viewer = _context(request)
+    _refuse_if_read_only(config)
+    job: dict[str, Any] | None = request.session.get(BULK_SESSION_KEY)
+    if job is not None and job.get("alias") != target.alias:
+        job = None
+    if request.method == "POST":
+        action = request.POST.get("action", "")
+        if action == "start":
+            pattern = target.pattern(
+                request.POST.get("ns", ""),
+                request.POST.get("q", ""),
+                request.POST.get("literal") == "1",
+            )
+            if pattern in ("", "*"):
+                raise ValueError("refusing to bulk delete every key; give a narrower pattern")
+            job = {
+                "alias": target.alias,
+                "pattern": pattern,
+                "phase": "count",
+                "cursor": None,
+                "matched": 0,
+                "deleted": 0,
+                "examined": 0,
+            }
+        elif job is None:
+            raise ValueError("no bulk delete in progress; start one")
+        elif action == "stop":
+            request.session.pop(BULK_SESSION_KEY, None)
+            messages.info(request, "Bulk delete stopped.")
+            return HttpResponseRedirect(_url(admin, "changelist", alias=target.alias))
+        elif action == "delete" and job["phase"] == "counted":
+            job.update(phase="delete", cursor=None, examined=0)
+        if action in ("start", "count", "delete") and job["phase"] in ("count", "delete"):
+            step = bulk_step(
+                target.client,
+                target.nodes,
+                job["pattern"],
+                job["cursor"],
+                dry_run=job["phase"] == "count",
+                budget=_bulk_budget(config),
+                batch=config.bulk_batch,
+            )
+            job["examined"] = step.examined
+            job["cursor"] = step.next_cursor
+            if job["phase"] == "count":
+                job["matched"] += step.matched
+            else:
+                job["deleted"] += step.deleted
+                if step.deleted:
+                    _log(
+                        request,
+                        target,
+                        viewer,
+                        job["pattern"],
+                        DELETION,
+                        {
+                            "action": "bulk delete",
+                            "pattern": job["pattern"],
+                            "removed": step.deleted,
+                        },
+                    )
+            if step.next_cursor is None:
+                job["phase"] = "counted" if job["phase"] == "count" else "done"
+        request.session[BULK_SESSION_KEY] = job
+    return _page(
+        admin,
+        request,
+        "bulk.html",
+        {
+            "title": "Bulk delete by pattern",
+            "target": target,
+            "job": job,
+            "presets": target.presets(),
+            "browse_url": _url(admin, "changelist", alias=target.alias),
+        },
+    )
+
+
+def _bulk_budget(config: InspectorConfig) -> Budget:
+    return Budget(
+        page_size=config.bulk_batch,
+        count=config.budget.count,
+        max_calls=config.budget.max_calls,
+        max_ms=config.budget.max_ms,
+    )
+
+
+# --- stats ---------------------------------------------------------------------------------------
+
+
+@inspector_view
+def stats(admin: ModelAdmin[Any], request: HttpRequest) -> HttpResponse:
+    require(request, "view_stats")
+    config, target, viewer = _context(request)
+    rows, hit_ratio, keyspace = info_summary(target.client)
+    slow = []
+    for entry in slowlog(target.client):
+        hide_rest = False
+        arguments = []
+        for argument in entry.arguments[:12]:
+            if hide_rest:
+                arguments.append("…")
+                continue
+            text = viewer.redact_text(argument)
+            if viewer.name_hidden(argument):
+                hide_rest = True
+            arguments.append(decoders.as_text(text.encode(), limit=200))
+        slow.append({"entry": entry, "arguments": arguments})
+    context: dict[str, Any] = {
+        "title": f"Redis statistics — {target.alias}",
+        "target": target,
+        "info_rows": rows,
+        "hit_ratio": hit_ratio,
+        "keyspace": keyspace,
+        "alias_stats": target_stats(target),
+        "slowlog": slow,
+        "browse_url": _url(admin, "changelist", alias=target.alias),
+        "sample_url": _url(admin, "stats", alias=target.alias, sample="1"),
+    }
+    if request.GET.get("sample") == "1":
+        report = sample(
+            target.client,
+            target.nodes,
+            limit=config.sample_limit,
+            deadline_s=config.sample_seconds,
+        )
+        context["report"] = report
+        context["big_memory"] = [
+            (size, viewer.display(key)) for size, key in report.biggest_by_memory
+        ]
+        context["big_length"] = [
+            (size, viewer.display(key)) for size, key in report.biggest_by_length
+        ]
+        context["no_ttl"] = [viewer.display(key) for key in report.no_ttl_examples]
+    return _page(admin, request, "stats.html", context)
+
+
+def target_stats(target: Target) -> dict[str, Any]:
+    """This process's hit / miss counters for the alias (the backend keeps them in memory)."""
+    from django_rediskit.connection import backend_for_alias
+
+    return dict(backend_for_alias(target.alias).stats.as_dict())

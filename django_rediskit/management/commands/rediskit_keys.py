@@ -1,0 +1,85 @@
+"""``manage.py rediskit_keys sample``: the inspector's bounded sampler, in a terminal.
+
+It runs the same code as the admin stats page (``django_rediskit.inspector.sampler``) without the
+request time budget, with a progress bar on stderr. Session ids and keys matching
+``SENSITIVE_PATTERNS`` are printed hashed unless ``--show-sensitive`` is given.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from redis.exceptions import RedisError
+
+from django_rediskit import conf
+from django_rediskit.inspector import config as inspector_config
+from django_rediskit.inspector.access import BadKeyReference, Target, Viewer
+from django_rediskit.inspector.sampler import SampleReport, sample
+
+BAR_WIDTH = 30
+
+
+class Command(BaseCommand):
+    help = "Sample the keyspace of a cache alias: namespaces, biggest keys, keys without TTL."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("action", choices=["sample"])
+        parser.add_argument("--alias", default=None, help="CACHES alias (default: CACHE_ALIAS)")
+        parser.add_argument("--limit", type=int, default=None, help="keys to sample")
+        parser.add_argument("--match", default="*", help="SCAN MATCH glob")
+        parser.add_argument("--top", type=int, default=10, help="rows per top list")
+        parser.add_argument("--show-sensitive", action="store_true", help="print session ids")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        config = inspector_config.load()
+        alias = options["alias"] or conf.get_setting("CACHE_ALIAS")
+        limit = config.sample_limit if options["limit"] is None else options["limit"]
+        if limit < 1 or options["top"] < 1:
+            raise CommandError("--limit and --top must be positive")
+        try:
+            target = Target.for_alias(alias, config)
+        except BadKeyReference as exc:
+            raise CommandError(str(exc)) from None
+        viewer = Viewer(target, config, sensitive_ok=options["show_sensitive"])
+        try:
+            report = sample(
+                target.client,
+                target.nodes,
+                limit=limit,
+                match=options["match"],
+                top=options["top"],
+                progress=self._progress,
+            )
+        except RedisError as exc:
+            raise CommandError(f"Redis is unavailable: {exc}") from None
+        self.stderr.write("")
+        self._print(report, viewer, options["top"])
+
+    def _progress(self, done: int, limit: int) -> None:
+        filled = BAR_WIDTH * min(done, limit) // limit
+        bar = "#" * filled + "-" * (BAR_WIDTH - filled)
+        self.stderr.write(f"\r[{bar}] {done}/{limit} keys", ending="")
+        self.stderr.flush()
+
+    def _print(self, report: SampleReport, viewer: Viewer, top: int) -> None:
+        out = self.stdout.write
+        state = "whole keyspace" if report.finished else "sample limit reached"
+        out(
+            f"Sampled {report.sampled} keys ({state}); {report.memory} bytes; "
+            f"{report.without_ttl} without TTL."
+        )
+        out("\nNamespaces (keys, bytes):")
+        for namespace, count, memory in report.top_namespaces(top):
+            out(f"  {namespace:<40} {count:>10} {memory:>14}")
+        out("\nTypes: " + ", ".join(f"{kind}={n}" for kind, n in report.types.most_common()))
+        out("TTL: " + ", ".join(f"{label}={n}" for label, n in report.ttl_buckets.most_common()))
+        out("\nBiggest by memory:")
+        for size, key in report.biggest_by_memory:
+            out(f"  {size:>12}  {viewer.display(key)}")
+        out("\nLongest:")
+        for length, key in report.biggest_by_length:
+            out(f"  {length:>12}  {viewer.display(key)}")
+        out("\nWithout TTL (examples):")
+        for key in report.no_ttl_examples:
+            out(f"  {viewer.display(key)}")
