@@ -24,6 +24,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 from django_redis.cache import RedisCache as DjangoRedisCache
 from redis import Redis
+from redis.exceptions import ResponseError
 from redis.lock import Lock
 
 from django_rediskit.cache import tags as tagging
@@ -297,6 +298,8 @@ class RedisCache(DjangoRedisCache):  # type: ignore[misc]
             if raw is None:
                 entries.append((MISSING, None))
                 continue
+            if isinstance(raw, (int, str)):  # RESP3 ints, decode_responses clients
+                raw = str(raw).encode()
             try:
                 entries.append(self.client.codec.decode_entry(raw))
             except UndecodableValue:
@@ -316,12 +319,11 @@ class RedisCache(DjangoRedisCache):  # type: ignore[misc]
             for value, block in entries
         ]
 
-    def _replace_stale(self, client: Redis, full: str, data: Any, ms: int | None) -> bool:
+    def _replace_stale(
+        self, client: Redis, full: str, raw: Any, data: Any, ms: int | None
+    ) -> bool:
         """After a failed NX write: the key may hold an entry that reads as a miss (invalidated
-        tags); add() must then succeed, as it would had the entry been deleted."""
-        raw = client.get(full)
-        if raw is None:
-            return bool(client.set(full, data, nx=True, px=ms))
+        tags, undecodable); add() must then succeed, as it would had the entry been deleted."""
         if self._checked([raw], {})[0] is not MISSING:
             return False
         replace = script("tags_replace_stale")
@@ -377,9 +379,14 @@ class RedisCache(DjangoRedisCache):  # type: ignore[misc]
         client = self._write()
         if ms is not None and ms <= 0:
             return not client.exists(full)
-        return bool(client.set(full, data, nx=True, px=ms)) or self._replace_stale(
-            client, full, data, ms
-        )
+        try:
+            # NX GET (Redis 7) answers "was there a value, and which" in the same round trip.
+            previous = client.set(full, data, nx=True, get=True, px=ms)
+        except ResponseError as exc:
+            if "WRONGTYPE" in str(exc):  # a hash or list lives there: it exists
+                return False
+            raise
+        return previous is None or self._replace_stale(client, full, previous, data, ms)
 
     @guarded(miss=lambda arguments: arguments["default"])
     def get(
