@@ -319,9 +319,7 @@ class RedisCache(DjangoRedisCache):  # type: ignore[misc]
             for value, block in entries
         ]
 
-    def _replace_stale(
-        self, client: Redis, full: str, raw: Any, data: Any, ms: int | None
-    ) -> bool:
+    def _replace_stale(self, client: Redis, full: str, raw: Any, data: Any, ms: int | None) -> bool:
         """After a failed NX write: the key may hold an entry that reads as a miss (invalidated
         tags, undecodable); add() must then succeed, as it would had the entry been deleted."""
         if self._checked([raw], {})[0] is not MISSING:
