@@ -29,7 +29,7 @@ from redis.lock import Lock
 
 from django_rediskit.cache import tags as tagging
 from django_rediskit.cache.clients import RedisKitClient
-from django_rediskit.cache.codec import TagBlock, UndecodableValue
+from django_rediskit.cache.codec import EXTENSION, MARKER, TagBlock, UndecodableValue
 from django_rediskit.cache.policy import (
     OUTAGE_ERRORS,
     CircuitBreaker,
@@ -531,7 +531,21 @@ class RedisCache(DjangoRedisCache):  # type: ignore[misc]
 
     @guarded(miss=False)
     def has_key(self, key: Any, version: int | None = None) -> bool:
-        return bool(self._read().exists(self.make_and_validate_key(key, version)))
+        """Whether ``get`` would find the key: one round trip, two for a tagged entry (whose
+        tags may have been invalidated while the key still exists)."""
+        full = self.make_and_validate_key(key, version)
+        client = self._read()
+        try:
+            head = client.getrange(full, 0, 0)
+        except ResponseError as exc:
+            if "WRONGTYPE" in str(exc):  # a hash or list: it exists
+                return True
+            raise
+        if isinstance(head, str):  # decode_responses clients
+            head = head.encode()
+        if not head or not head[0] & MARKER or not head[0] & EXTENSION:
+            return bool(head)
+        return self._checked([client.get(full)], {})[0] is not MISSING
 
     @guarded()
     def incr(

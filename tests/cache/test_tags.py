@@ -321,3 +321,18 @@ def test_add_onto_a_non_string_key_is_false_not_an_error() -> None:
     raw_client().hset(cache.make_key("hashed"), "f", "v")
     assert cache.add("hashed", 1, 60) is False
     assert cache.add("hashed", 1, 60, tags=["t"]) is False
+
+
+def test_has_key_agrees_with_get_for_invalidated_entries(round_trips: RoundTrips) -> None:  # noqa: F811
+    cache.set("plain", "v", 60)
+    cache.set("tagged", "v", 60, tags=["t"])
+    cache.set("number", 5, 60)
+    raw_client().rpush(cache.make_key("listed"), "x")
+    with round_trips.measure() as plain:
+        assert cache.has_key("plain")
+    assert plain.count == 1
+    assert cache.has_key("tagged") and cache.has_key("number") and cache.has_key("listed")
+    assert not cache.has_key("absent")
+    cache.invalidate_tags("t")
+    assert not cache.has_key("tagged")
+    assert cache.get("tagged") is None
