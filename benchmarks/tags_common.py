@@ -81,8 +81,11 @@ class Prober:
         self._process = context.Process(target=_probe, args=(url, seconds, sender), daemon=True)
         self._process.start()
 
-    def worst(self, start: float, end: float) -> tuple[float, int]:
-        samples = self._receiver.recv()
+    def collect(self) -> None:
+        self._samples: list[tuple[float, float]] = self._receiver.recv()
         self._process.join()
-        during = [lat for began, lat in samples if began <= end and began + lat >= start]
+
+    def worst(self, start: float, end: float) -> tuple[float, int]:
+        """Worst latency of the pings overlapping [start, end] (call collect() first)."""
+        during = [lat for began, lat in self._samples if began <= end and began + lat >= start]
         return (max(during) if during else 0.0), len(during)

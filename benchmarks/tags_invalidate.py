@@ -7,7 +7,8 @@ Each size: write N entries carrying the tag (one encoded blob, pipelined SETs), 
 process that PINGs on its own connection as fast as it can, call ``invalidate_tags`` once, and
 report its wall time, its round trips, the UNLINK count and server microseconds from INFO
 commandstats, the prober's worst latency from the call's start to 50 ms after its end (UNLINK
-frees in the background), and check that sampled entries now miss.
+frees in the background) next to its worst in an equally long idle window just before (the
+machine's own noise), and check that sampled entries now miss.
 """
 
 from __future__ import annotations
@@ -54,7 +55,10 @@ def run(size: int, url: str) -> dict[str, float]:
     ended = time.perf_counter()
     client.connection_pool.connection_class.send_packed_command = original
     after = client.info("commandstats")["cmdstat_unlink"]
+    prober.collect()
     worst, pings = prober.worst(started, ended + 0.05)
+    # The same length of window just before the call: what the machine's noise alone gives.
+    idle, _ = prober.worst(started - 0.3, started - 0.25 + (ended - started))
     sample = [f"e:{i}" for i in range(0, size, max(1, size // 1000))]
     assert dropped == 1
     assert cache.get_many(sample) == {}, "an entry survived invalidation"
@@ -67,6 +71,7 @@ def run(size: int, url: str) -> dict[str, float]:
         "unlink_usec": after["usec"] - before["usec"],
         "probe_worst_ms": worst * 1000,
         "pings": pings,
+        "idle_worst_ms": idle * 1000,
     }
 
 
@@ -85,7 +90,9 @@ def main() -> None:
             print(
                 f"{result['size']:>9,} {result['wall_ms']:>7.3f}ms {result['round_trips']:>4} "
                 f"{result['unlink_calls']:>8} {result['unlink_usec']:>7}µs "
-                f"{result['probe_worst_ms']:>9.3f}ms   ({result['pings']} overlapping pings; "
+                f"{result['probe_worst_ms']:>9.3f}ms   "
+                f"(idle window: {result['idle_worst_ms']:.3f}ms; "
+                f"{result['pings']} pings; "
                 f"set-up {time.monotonic() - started:.1f}s)"
             )
     finally:

@@ -29,11 +29,12 @@ from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 from django_redis.cache import RedisCache as DjangoRedisCache
 from redis import Redis
+from redis.exceptions import ResponseError
 from redis.lock import Lock
 
 from django_rediskit.cache import tags as tagging
 from django_rediskit.cache.clients import RedisKitClient
-from django_rediskit.cache.codec import TagBlock, UndecodableValue
+from django_rediskit.cache.codec import EXTENSION, MARKER, TagBlock, UndecodableValue
 from django_rediskit.cache.policy import (
     OUTAGE_ERRORS,
     CircuitBreaker,
@@ -320,6 +321,8 @@ class RedisCache(DjangoRedisCache):  # type: ignore[misc]
             if raw is None:
                 entries.append((MISSING, None))
                 continue
+            if isinstance(raw, (int, str)):  # RESP3 ints, decode_responses clients
+                raw = str(raw).encode()
             try:
                 entries.append(self.client.codec.decode_entry(raw))
             except UndecodableValue:
@@ -349,12 +352,9 @@ class RedisCache(DjangoRedisCache):  # type: ignore[misc]
             for value, block in entries
         ]
 
-    def _replace_stale(self, client: Redis, full: str, data: Any, ms: int | None) -> bool:
+    def _replace_stale(self, client: Redis, full: str, raw: Any, data: Any, ms: int | None) -> bool:
         """After a failed NX write: the key may hold an entry that reads as a miss (invalidated
-        tags); add() must then succeed, as it would had the entry been deleted."""
-        raw = client.get(full)
-        if raw is None:
-            return bool(client.set(full, data, nx=True, px=ms))
+        tags, undecodable); add() must then succeed, as it would had the entry been deleted."""
         if self._checked([raw], {})[0] is not MISSING:
             return False
         replace = script("tags_replace_stale")
@@ -411,9 +411,14 @@ class RedisCache(DjangoRedisCache):  # type: ignore[misc]
         client = client or self._write()
         if ms is not None and ms <= 0:
             return not client.exists(full)
-        return bool(client.set(full, data, nx=True, px=ms)) or self._replace_stale(
-            client, full, data, ms
-        )
+        try:
+            # NX GET (Redis 7) answers "was there a value, and which" in the same round trip.
+            previous = client.set(full, data, nx=True, get=True, px=ms)
+        except ResponseError as exc:
+            if "WRONGTYPE" in str(exc):  # a hash or list lives there: it exists
+                return False
+            raise
+        return previous is None or self._replace_stale(client, full, previous, data, ms)
 
     @guarded(miss=lambda arguments: arguments["default"])
     def get(
@@ -575,7 +580,21 @@ class RedisCache(DjangoRedisCache):  # type: ignore[misc]
 
     @guarded(miss=False)
     def has_key(self, key: Any, version: int | None = None, client: Redis | None = None) -> bool:
-        return bool((client or self._read()).exists(self.make_and_validate_key(key, version)))
+        """Whether ``get`` would find the key: one round trip, two for a tagged entry (whose
+        tags may have been invalidated while the key still exists)."""
+        full = self.make_and_validate_key(key, version)
+        client = client or self._read()
+        try:
+            head = client.getrange(full, 0, 0)
+        except ResponseError as exc:
+            if "WRONGTYPE" in str(exc):  # a hash or list: it exists
+                return True
+            raise
+        if isinstance(head, str):  # decode_responses clients
+            head = head.encode()
+        if not head or not head[0] & MARKER or not head[0] & EXTENSION:
+            return bool(head)
+        return self._checked([client.get(full)], {})[0] is not MISSING
 
     @guarded()
     def incr(

@@ -317,3 +317,47 @@ def test_command_pattern_dry_run_count_progress_and_delete() -> None:
 def test_command_bad_input(argv: list[str]) -> None:
     with pytest.raises(CommandError):
         call_command("rediskit_invalidate", *argv, stdout=io.StringIO())
+
+
+# --- Redis down ---------------------------------------------------------------------------------
+
+
+def test_decorators_fail_open_when_redis_is_down(private_redis: Any) -> None:
+    from django.conf import settings
+    from django.test import override_settings
+
+    down = {
+        "BACKEND": "django_rediskit.cache.RedisCache",
+        "LOCATION": private_redis.url,
+        "KEY_PREFIX": "down",
+        "OPTIONS": {
+            "IGNORE_EXCEPTIONS": True,
+            "CIRCUIT_BREAKER": False,
+            "SOCKET_CONNECT_TIMEOUT": 0.2,
+            "SOCKET_TIMEOUT": 0.5,
+        },
+    }
+    with override_settings(CACHES={**settings.CACHES, "down": down}):
+        calls: list[int] = []
+
+        @cached(60, tags=[lambda n: f"n:{n}"], cache="down")
+        def double(n: int) -> int:
+            calls.append(n)
+            return n * 2
+
+        @cached_page(60, tags=["page"], cache="down")
+        def page(request: HttpRequest) -> HttpResponse:
+            return HttpResponse("page")
+
+        assert double(2) == 4 and double(2) == 4
+        assert calls == [2]  # cached while Redis is up
+        private_redis.stop()
+        assert double(3) == 6 and double(3) == 6
+        assert calls == [2, 3, 3]  # computed every time, never an error
+        assert double.refresh(3) == 6
+        assert page(_get("/")).content == b"page"
+        fragment = Template(
+            '{% load rediskit_cache %}{% cached_fragment "f" 60 tags="x" using="down" %}'
+            "ok{% endcached_fragment %}"
+        )
+        assert fragment.render(Context({})) == "ok"

@@ -293,3 +293,46 @@ def test_async_twins_take_tags() -> None:
         return got
 
     assert asyncio.run(scenario()) == ["v", 1, "miss", "new", True, "miss"]
+
+
+def test_add_over_an_invalidated_entry_has_exactly_one_winner() -> None:
+    cache.set("slot", "old", 60, tags=["t"])
+    cache.invalidate_tags("t")
+    winners: list[str] = []
+    barrier = threading.Barrier(8)
+
+    def adder(name: str) -> None:
+        backend = caches["default"]
+        barrier.wait()
+        if backend.add("slot", name, 60, tags=["t"]):
+            winners.append(name)
+
+    threads = [threading.Thread(target=adder, args=(f"w{i}",)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(winners) == 1
+    assert cache.get("slot") == winners[0]
+    assert not cache.add("slot", "late", 60)  # a valid entry blocks add, tagged or not
+
+
+def test_add_onto_a_non_string_key_is_false_not_an_error() -> None:
+    raw_client().hset(cache.make_key("hashed"), "f", "v")
+    assert cache.add("hashed", 1, 60) is False
+    assert cache.add("hashed", 1, 60, tags=["t"]) is False
+
+
+def test_has_key_agrees_with_get_for_invalidated_entries(round_trips: RoundTrips) -> None:  # noqa: F811
+    cache.set("plain", "v", 60)
+    cache.set("tagged", "v", 60, tags=["t"])
+    cache.set("number", 5, 60)
+    raw_client().rpush(cache.make_key("listed"), "x")
+    with round_trips.measure() as plain:
+        assert cache.has_key("plain")
+    assert plain.count == 1
+    assert cache.has_key("tagged") and cache.has_key("number") and cache.has_key("listed")
+    assert not cache.has_key("absent")
+    cache.invalidate_tags("t")
+    assert not cache.has_key("tagged")
+    assert cache.get("tagged") is None
