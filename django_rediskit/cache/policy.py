@@ -55,7 +55,7 @@ class CircuitBreaker:
         self.recovery_time = recovery_time
         self._failures = 0
         self._open_until = 0.0
-        self._probing = False
+        self._prober: int | None = None  # thread id of the half-open probe, if one is running
         self._lock = threading.Lock()
 
     @property
@@ -63,31 +63,38 @@ class CircuitBreaker:
         return self._failures >= self.failure_threshold
 
     def before_call(self) -> None:
-        """Raise CircuitOpen unless this call may reach Redis."""
+        """Raise CircuitOpen unless this call may reach Redis.
+
+        The probe's own thread may make nested calls (``get_or_set`` calls ``get``...): they
+        are part of the probe, not competitors for it.
+        """
         if self._failures < self.failure_threshold:
             return
         now = time.monotonic()
+        me = threading.get_ident()
         with self._lock:
-            if now < self._open_until or self._probing:
+            if self._prober == me:
+                return
+            if now < self._open_until or self._prober is not None:
                 raise CircuitOpen("Redis circuit breaker is open after repeated connection errors.")
-            self._probing = True
+            self._prober = me
 
     def record_success(self) -> None:
         if self._failures:
             with self._lock:
                 self._failures = 0
-                self._probing = False
+                self._prober = None
 
     def release_probe(self) -> None:
-        """The call failed for a reason that says nothing about reachability."""
-        if self._probing:
+        """This thread's call ended for a reason that says nothing about reachability."""
+        if self._prober == threading.get_ident():
             with self._lock:
-                self._probing = False
+                self._prober = None
 
     def record_failure(self) -> None:
         with self._lock:
             self._failures += 1
-            self._probing = False
+            self._prober = None
             if self._failures >= self.failure_threshold:
                 self._open_until = time.monotonic() + self.recovery_time
 
@@ -185,6 +192,9 @@ def guarded(miss: Any = None) -> Callable[[F], F]:
                     self._breaker.record_success()
                 except Exception as exc:
                     handle(self, exc, args, kwargs)
+                finally:
+                    # An abandoned generator must not keep the half-open probe forever.
+                    self._breaker.release_probe()
 
             wrapper: Any = generator_wrapper
         else:

@@ -142,3 +142,83 @@ def test_wrong_password_is_not_muted(make_cache: MakeCache, private_redis: Redis
     ok = make_cache(private_redis.url.replace("redis://", "redis://:right@"))
     ok.set("k", 1)
     assert ok.get("k") == 1
+
+
+def _trip(cache: object, server: RedisServer) -> None:
+    server.stop()
+    for _ in range(2):
+        with pytest.raises(RedisConnectionError):
+            cache.get("k")  # type: ignore[attr-defined]
+    assert cache.breaker.is_open  # type: ignore[attr-defined]
+
+
+def test_half_open_probe_with_nested_calls_recovers_without_muting(
+    make_cache: MakeCache, private_redis: RedisServer
+) -> None:
+    cache = make_cache(
+        private_redis.url,
+        OPTIONS={
+            "SOCKET_CONNECT_TIMEOUT": CONNECT_TIMEOUT,
+            "CIRCUIT_BREAKER": {"RECOVERY_TIME": 0.3},
+        },
+    )
+    _trip(cache, private_redis)
+    private_redis.start()
+    time.sleep(0.4)
+    # get_or_set is the probe and calls get/add/set inside: they belong to the probe.
+    assert cache.get_or_set("nested", lambda: "computed", 60) == "computed"
+    assert not cache.breaker.is_open
+    assert cache.get("nested") == "computed"
+
+
+def test_abandoned_generator_does_not_hold_the_probe(
+    make_cache: MakeCache, private_redis: RedisServer
+) -> None:
+    cache = make_cache(
+        private_redis.url,
+        OPTIONS={
+            "SOCKET_CONNECT_TIMEOUT": CONNECT_TIMEOUT,
+            "CIRCUIT_BREAKER": {"RECOVERY_TIME": 0.3},
+        },
+    )
+    cache.set_many({f"k{i}": i for i in range(5)})
+    _trip(cache, private_redis)
+    private_redis.start()
+    cache_restarted = make_cache(private_redis.url, prefix=cache.key_prefix)
+    cache_restarted.set_many({f"k{i}": i for i in range(5)})
+    time.sleep(0.4)
+    keys = cache.iter_keys("*", itersize=1)
+    assert next(keys).startswith("k")  # the generator is the probe; it succeeded so far
+    keys.close()  # abandoned before the end
+    assert cache.get("k1") == 1  # a later call is not refused as "probe in progress"
+    assert not cache.breaker.is_open
+
+
+def test_breaker_probe_belongs_to_one_thread(
+    make_cache: MakeCache, private_redis: RedisServer
+) -> None:
+    import threading
+
+    cache = make_cache(
+        private_redis.url,
+        OPTIONS={
+            "SOCKET_CONNECT_TIMEOUT": CONNECT_TIMEOUT,
+            "CIRCUIT_BREAKER": {"RECOVERY_TIME": 0.3},
+        },
+    )
+    _trip(cache, private_redis)
+    time.sleep(0.4)
+    cache.breaker.before_call()  # this thread takes the probe
+    refused: list[BaseException] = []
+
+    def other() -> None:
+        try:
+            cache.breaker.before_call()
+        except CircuitOpen as exc:
+            refused.append(exc)
+
+    thread = threading.Thread(target=other)
+    thread.start()
+    thread.join()
+    assert len(refused) == 1
+    cache.breaker.release_probe()
