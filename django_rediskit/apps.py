@@ -8,3 +8,9 @@ class RedisKitConfig(AppConfig):
 
     def ready(self) -> None:
         from django_rediskit import checks  # noqa: F401  (registers the system checks)
+        from django_rediskit.sessions import admin as sessions_admin
+        from django_rediskit.sessions import checks as sessions_checks  # noqa: F401
+        from django_rediskit.sessions import receivers as sessions_receivers
+
+        sessions_receivers.connect()
+        sessions_admin.install()
