@@ -17,6 +17,7 @@ data cannot overwrite the real session when Redis returns.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -35,7 +36,6 @@ from django.core import signing
 from django.core.exceptions import ImproperlyConfigured, PermissionDenied
 from django.utils.crypto import get_random_string
 
-from django_rediskit.lua import script
 from django_rediskit.sessions import signals
 from django_rediskit.sessions.envelope import (
     NO_FINGERPRINT,
@@ -56,7 +56,9 @@ from django_rediskit.sessions.index import (
     data_key,
     index_args,
     log_outage,
+    queue_script,
     redis_io,
+    run_pipeline,
     session_backend,
     unlink_sessions,
     user_keys,
@@ -64,6 +66,8 @@ from django_rediskit.sessions.index import (
 from django_rediskit.sessions.options import SessionOptions, get_options
 
 if TYPE_CHECKING:
+    from redis.client import Pipeline
+
     from django_rediskit.cache.backend import RedisCache
 
 __all__ = ["DeviceLimitExceeded", "SessionStore", "SessionStoreUnavailable"]
@@ -89,7 +93,7 @@ def check_serializer(serializer: type) -> None:
     name = f"{serializer.__module__}.{serializer.__qualname__}".lower()
     try:
         serializer().dumps({"probe": _Probe()})
-    except Exception:  # noqa: S110 - refusing arbitrary objects is the safe outcome
+    except Exception:  # refusing arbitrary objects is the safe outcome
         accepts_objects = False
     else:
         accepts_objects = True
@@ -147,7 +151,7 @@ class SessionStore(SessionBase):
     def _backend(self) -> RedisCache:
         return session_backend()
 
-    # --- load ---------------------------------------------------------------------------------------
+    # --- load -----------------------------------------------------------------------------------
 
     def load(self) -> dict[str, Any]:
         self._envelope = None
@@ -169,7 +173,7 @@ class SessionStore(SessionBase):
                 return migrated
             self._session_key = None
             return {}
-        envelope = Envelope.parse(raw)
+        envelope = Envelope.parse(bytes(raw) if isinstance(raw, bytes) else b"")
         data = self._decode_payload(envelope)
         if envelope is None or data is None:
             self._session_key = None
@@ -238,10 +242,9 @@ class SessionStore(SessionBase):
         if not isinstance(data, dict):
             return None
         self._session_cache = data
-        try:
+        # CreateError: a concurrent request migrated it first; its copy is identical.
+        with contextlib.suppress(CreateError):
             self.save(must_create=True)
-        except CreateError:
-            pass  # a concurrent request migrated it first; this copy is identical
         legacy.delete(self.legacy_prefix + key)
         return data
 
@@ -285,7 +288,7 @@ class SessionStore(SessionBase):
                 "This session could not be read (Redis was unreachable), so it is not saved."
             )
         key = self.session_key
-        data = self._get_session(no_load=must_create)
+        data = self._get_session(no_load=must_create)  # type: ignore[attr-defined]
         ttl_ms = max(1, int(self.get_expiry_age() * 1000))
         uid = user_token(data.get(SESSION_KEY))
         previous = self._envelope
@@ -312,7 +315,9 @@ class SessionStore(SessionBase):
                 else:
                     self._save_known_member(client, backend, key, envelope, ttl_ms)
         except OUTAGES as exc:
-            raise SessionStoreUnavailable("Redis is unreachable; the session was not saved.") from exc
+            raise SessionStoreUnavailable(
+                "Redis is unreachable; the session was not saved."
+            ) from exc
         self._envelope = envelope
         self._rotated_from = None
         self._send_pending_revocations()
@@ -332,13 +337,16 @@ class SessionStore(SessionBase):
         ttl_ms: int,
         must_create: bool,
     ) -> None:
-        pipe = client.pipeline(transaction=False)
-        self._set(pipe, backend, key, envelope.dump(), ttl_ms, must_create)
         previous = self._envelope
-        if previous is not None and previous.uid:
-            # The user key was removed from the data without a flush: leave the index too.
-            call_user(pipe, user_keys(backend, previous.uid), ["revoke", "sids", key])
-        if not pipe.execute()[0]:
+
+        def build(pipe: Pipeline) -> None:
+            self._set(pipe, backend, key, envelope.dump(), ttl_ms, must_create)
+            if previous is not None and previous.uid:
+                # The user key was removed from the data without a flush: leave the index too.
+                keys = user_keys(backend, previous.uid)
+                queue_script(pipe, "session_user", keys, ["revoke", "sids", key])
+
+        if not run_pipeline(client, build)[0]:
             raise CreateError if must_create else UpdateError
 
     def _save_new_member(
@@ -400,10 +408,12 @@ class SessionStore(SessionBase):
         argv = index_args(
             key, ttl_ms, envelope.device_id, envelope.created_ms, self._client, existing_only=True
         )
-        pipe = client.pipeline(transaction=False)
-        call_user(pipe, keys, argv)
-        self._set(pipe, backend, key, envelope.dump(), ttl_ms, False)
-        (status, *_), written = pipe.execute()
+
+        def build(pipe: Pipeline) -> None:
+            queue_script(pipe, "session_user", keys, argv)
+            self._set(pipe, backend, key, envelope.dump(), ttl_ms, False)
+
+        (status, *_), written = run_pipeline(client, build)
         if not written:
             raise UpdateError
         if status == ABSENT:
@@ -426,7 +436,7 @@ class SessionStore(SessionBase):
 
     def cycle_key(self) -> None:
         """New key, same data and -- for an authenticated session -- the same device identity."""
-        data = self._session
+        data = self._session  # type: ignore[attr-defined]
         old = self.session_key
         envelope = self._envelope
         same_user = (
@@ -472,12 +482,14 @@ class SessionStore(SessionBase):
         try:
             with redis_io(backend) as client:
                 raw = client.getdel(data_key(backend, session_key))
-                envelope = Envelope.parse(raw) if raw is not None else None
+                envelope = Envelope.parse(raw) if isinstance(raw, bytes) else None
                 if envelope is not None and envelope.uid:
                     keys = user_keys(backend, envelope.uid)
                     call_user(client, keys, ["revoke", "sids", session_key])
         except OUTAGES as exc:
-            raise SessionStoreUnavailable("Redis is unreachable; the session was not deleted.") from exc
+            raise SessionStoreUnavailable(
+                "Redis is unreachable; the session was not deleted."
+            ) from exc
 
     async def adelete(self, session_key: str | None = None) -> None:
         await sync_to_async(self.delete, thread_sensitive=False)(session_key)
@@ -490,7 +502,7 @@ class SessionStore(SessionBase):
         payload is not rewritten. Returns whether it wrote (so the cookie can slide too)."""
         if self.session_key is None or self._unavailable:
             return False
-        data = self._session  # one GET if the request did not read the session already
+        data = self._session  # type: ignore[attr-defined]  # one GET if the request did not read the session already
         envelope = self._envelope
         key = self.session_key
         if envelope is None or key is None or not envelope.uid:
@@ -512,14 +524,13 @@ class SessionStore(SessionBase):
         )
         try:
             with redis_io(backend) as client:
-                pipe = client.pipeline(transaction=False)
-                call_user(pipe, keys, argv)
-                script("session_activity")(
-                    keys=[data_key(backend, key)],
-                    args=[f"{now:013d}", client_fp, ttl_ms],
-                    client=pipe,
-                )
-                (status, changed, *_), alive = pipe.execute()
+
+                def build(pipe: Pipeline) -> None:
+                    queue_script(pipe, "session_user", keys, argv)
+                    activity = [f"{now:013d}", client_fp, ttl_ms]
+                    queue_script(pipe, "session_activity", [data_key(backend, key)], activity)
+
+                (status, changed, *_), alive = run_pipeline(client, build)
                 if alive and status == ABSENT:
                     argv = index_args(
                         key, ttl_ms, envelope.device_id, envelope.created_ms, self._client

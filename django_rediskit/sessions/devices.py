@@ -116,16 +116,12 @@ def _device(meta_raw: bytes, expiry: Any, current: bool) -> Device | None:
     )
 
 
-def _live_entries(
-    client: Redis, backend: RedisCache, token: str
-) -> list[tuple[str, bytes, bytes]]:
+def _live_entries(client: Redis, backend: RedisCache, token: str) -> list[tuple[str, bytes, bytes]]:
     """(sid, expiry, meta) of the user's sessions whose data key still exists; entries whose
     data vanished early (eviction, a manual DEL) are pruned on the way."""
     keys = user_keys(backend, token)
     raw = call_user(client, keys, ["list"])
-    entries = [
-        (raw[i].decode(), raw[i + 1], raw[i + 2]) for i in range(0, len(raw), 3)
-    ]
+    entries = [(raw[i].decode(), raw[i + 1], raw[i + 2]) for i in range(0, len(raw), 3)]
     if not entries:
         return []
     pipe = client.pipeline(transaction=False)
@@ -219,9 +215,7 @@ def revoke_session(session_key: str, *, reason: str = "admin") -> bool:
     existed = store.exists(session_key)
     store.delete(session_key)
     if existed:
-        signals.session_revoked.send(
-            sender=Device, user_token="", device_id=None, reason=reason
-        )
+        signals.session_revoked.send(sender=Device, user_token="", device_id=None, reason=reason)
     return existed
 
 

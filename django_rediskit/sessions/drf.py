@@ -60,9 +60,7 @@ def _urlpatterns() -> list[URLPattern]:
     return [
         path("devices/", DeviceListView.as_view(), name="rediskit-devices"),
         path("devices/revoke-others/", RevokeOthersView.as_view(), name="rediskit-revoke-others"),
-        path(
-            "devices/<str:device_id>/", DeviceDetailView.as_view(), name="rediskit-device-detail"
-        ),
+        path("devices/<str:device_id>/", DeviceDetailView.as_view(), name="rediskit-device-detail"),
     ]
 
 

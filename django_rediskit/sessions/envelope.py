@@ -1,4 +1,4 @@
-"""The bytes stored under ``<prefix>:s:<sid>``: a small fixed-width header and Django's signed payload.
+"""The bytes under ``<prefix>:s:<sid>``: a small fixed-width header, then Django's signed payload.
 
 Layout (ASCII)::
 

@@ -13,15 +13,16 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Final
 
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from django_rediskit.connection import backend_for_alias
-from django_rediskit.lua import script
+from django_rediskit.lua import script, source
 from django_rediskit.sessions.options import get_options
 
 if TYPE_CHECKING:
@@ -117,9 +118,36 @@ def index_args(
     ]
 
 
-def call_user(target: Redis | Pipeline, keys: list[str], argv: Sequence[Any]) -> Any:
-    """Run lua/session_user.lua on one user's keys (or queue it on a pipeline)."""
-    return script("session_user")(keys=keys, args=list(argv), client=target)
+SCRIPTS: Final = ("session_user", "session_activity")
+
+
+def call_user(client: Redis, keys: list[str], argv: Sequence[Any]) -> Any:
+    """Run lua/session_user.lua on one user's keys."""
+    return script("session_user")(keys=keys, args=list(argv), client=client)
+
+
+def queue_script(pipe: Pipeline, name: str, keys: list[str], argv: Sequence[Any]) -> None:
+    """Queue EVALSHA on a pipeline without redis-py's Script registration, which would cost
+    a SCRIPT EXISTS round trip before every pipeline (see ``run_pipeline`` for NOSCRIPT)."""
+    sha: str = script(name).sha  # type: ignore[attr-defined]
+    pipe.evalsha(sha, len(keys), *keys, *argv)
+
+
+def run_pipeline(client: Redis, build: Callable[[Pipeline], None]) -> list[Any]:
+    """Build and run a non-transactional pipeline: one round trip. After a SCRIPT FLUSH or a
+    failover (NOSCRIPT) the scripts are loaded and the pipeline replayed once; every command
+    put in these pipelines is idempotent, so the replay is safe."""
+    for attempt in range(2):
+        pipe = client.pipeline(transaction=False)
+        build(pipe)
+        try:
+            return pipe.execute()
+        except NoScriptError:
+            if attempt:
+                raise
+            for name in SCRIPTS:
+                client.script_load(source(name))
+    raise AssertionError("unreachable")
 
 
 def decode_pairs(raw: Iterable[Any]) -> list[tuple[str, str]]:

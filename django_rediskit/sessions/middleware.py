@@ -51,12 +51,12 @@ class SessionMiddleware(DjangoSessionMiddleware):
         session = getattr(request, "session", None)
         try:
             if not isinstance(session, SessionStore):
-                return super().process_response(request, response)
+                return super().process_response(request, response)  # type: ignore[arg-type]
             will_save = (
                 session.modified or settings.SESSION_SAVE_EVERY_REQUEST
             ) and not session.is_empty()
             try:
-                response = super().process_response(request, response)
+                response = super().process_response(request, response)  # type: ignore[arg-type]
             except SessionStoreUnavailable:
                 logger.warning("Session could not be saved: Redis is unreachable (503 sent).")
                 unavailable = HttpResponse(
@@ -95,7 +95,7 @@ class SessionMiddleware(DjangoSessionMiddleware):
             expires=http_date(time.time() + max_age),
             domain=settings.SESSION_COOKIE_DOMAIN,
             path=settings.SESSION_COOKIE_PATH,
-            secure=settings.SESSION_COOKIE_SECURE or None,
-            httponly=settings.SESSION_COOKIE_HTTPONLY or None,
+            secure=settings.SESSION_COOKIE_SECURE or None,  # type: ignore[arg-type]
+            httponly=settings.SESSION_COOKIE_HTTPONLY or None,  # type: ignore[arg-type]
             samesite=settings.SESSION_COOKIE_SAMESITE,
         )

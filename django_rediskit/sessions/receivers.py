@@ -64,7 +64,7 @@ def on_user_saved(sender: Any, instance: Any, created: bool, **kwargs: Any) -> N
             devices.revoke_all(instance, reason="deactivated")
         elif getattr(instance, "_password", None) is not None and options.revoke_on_password_change:
             keep = None
-            if options.revoke_on_password_change == "others":
+            if options.revoke_on_password_change == "others":  # noqa: S105 - a mode, not a secret
                 from django_rediskit.sessions.middleware import current_session
 
                 session = current_session.get()

@@ -25,3 +25,62 @@ def _session_engine() -> Iterator[None]:
         PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"],
     ):
         yield
+
+
+class CommandLog:
+    """Every command sent through redis-py in this process, grouped by round trip."""
+
+    def __init__(self) -> None:
+        self.trips: list[list[str]] = []
+
+    @property
+    def commands(self) -> list[str]:
+        return [name for trip in self.trips for name in trip]
+
+    def clear(self) -> None:
+        self.trips.clear()
+
+    def named(self, *names: str) -> list[str]:
+        wanted = {name.upper() for name in names}
+        return [name for name in self.commands if name in wanted]
+
+
+@pytest.fixture
+def command_log(monkeypatch: pytest.MonkeyPatch) -> CommandLog:
+    import redis.client
+
+    log = CommandLog()
+    original_execute_command = redis.client.Redis.execute_command
+    original_pipeline_execute = redis.client.Pipeline.execute
+
+    def execute_command(self: redis.client.Redis, *args: object, **options: object) -> object:
+        log.trips.append([str(args[0]).upper()])
+        return original_execute_command(self, *args, **options)
+
+    def pipeline_execute(self: redis.client.Pipeline, raise_on_error: bool = True) -> object:
+        log.trips.append([str(args[0]).upper() for args, _ in self.command_stack])
+        return original_pipeline_execute(self, raise_on_error)
+
+    monkeypatch.setattr(redis.client.Redis, "execute_command", execute_command)
+    monkeypatch.setattr(redis.client.Pipeline, "execute", pipeline_execute)
+    return log
+
+
+@pytest.fixture
+def rclient() -> object:
+    from django_rediskit.sessions.index import session_backend
+
+    return session_backend().client.get_client(write=True)
+
+
+@pytest.fixture
+def make_user(db: None) -> object:
+    from django.contrib.auth import get_user_model
+
+    counter = iter(range(10**6))
+
+    def make(name: str | None = None, password: str = "pw-123456") -> object:
+        model = get_user_model()
+        return model.objects.create_user(name or f"user{next(counter)}", password=password)
+
+    return make

@@ -21,8 +21,12 @@ def read_session(request: HttpRequest) -> HttpResponse:
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("login/", auth_views.LoginView.as_view(template_name="sessions_test/login.html")),
-    path("password/", auth_views.PasswordChangeView.as_view(
-        template_name="sessions_test/login.html", success_url="/whoami/")),
+    path(
+        "password/",
+        auth_views.PasswordChangeView.as_view(
+            template_name="sessions_test/login.html", success_url="/whoami/"
+        ),
+    ),
     path("whoami/", whoami),
     path("touch/", touch_session),
     path("read/", read_session),
