@@ -119,6 +119,8 @@ def index_args(
 
 
 SCRIPTS: Final = ("session_user", "session_activity")
+#: Connection pools (by id) on whose server the scripts were loaded by this process.
+_scripts_loaded: set[int] = set()
 
 
 def call_user(client: Redis, keys: list[str], argv: Sequence[Any]) -> Any:
@@ -134,9 +136,14 @@ def queue_script(pipe: Pipeline, name: str, keys: list[str], argv: Sequence[Any]
 
 
 def run_pipeline(client: Redis, build: Callable[[Pipeline], None]) -> list[Any]:
-    """Build and run a non-transactional pipeline: one round trip. After a SCRIPT FLUSH or a
-    failover (NOSCRIPT) the scripts are loaded and the pipeline replayed once; every command
-    put in these pipelines is idempotent, so the replay is safe."""
+    """Build and run a non-transactional pipeline: one round trip. Scripts are loaded once per
+    pool beforehand; after a SCRIPT FLUSH or a failover (NOSCRIPT) they are loaded again and
+    the pipeline replayed once. Every command put in these pipelines is idempotent, so the
+    replay is safe (only a client-change signal can be missed by it)."""
+    pool = id(client.connection_pool)
+    if pool not in _scripts_loaded:
+        _load_scripts(client)
+        _scripts_loaded.add(pool)
     for attempt in range(2):
         pipe = client.pipeline(transaction=False)
         build(pipe)
@@ -145,9 +152,15 @@ def run_pipeline(client: Redis, build: Callable[[Pipeline], None]) -> list[Any]:
         except NoScriptError:
             if attempt:
                 raise
-            for name in SCRIPTS:
-                client.script_load(source(name))
+            _load_scripts(client)
     raise AssertionError("unreachable")
+
+
+def _load_scripts(client: Redis) -> None:
+    pipe = client.pipeline(transaction=False)
+    for name in SCRIPTS:
+        pipe.script_load(source(name))
+    pipe.execute()
 
 
 def decode_pairs(raw: Iterable[Any]) -> list[tuple[str, str]]:

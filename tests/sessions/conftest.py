@@ -25,6 +25,24 @@ def _session_engine() -> Iterator[None]:
         PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"],
     ):
         yield
+    _drop_session_keys()
+
+
+def _drop_session_keys() -> None:
+    """User pks repeat across tests (the DB rolls back), so each test leaves no session keys:
+    SCAN + UNLINK of this run's own sessions and user-index namespaces (cache.clear() spares
+    them by design)."""
+    from django.core.cache import caches
+
+    from django_rediskit.cache.backend import glob_escape
+
+    backend = caches["default"]
+    client = backend.client.get_client(write=True)
+    for namespace in ("sessions", "users"):
+        pattern = glob_escape(backend.feature_key(namespace)) + ":*"
+        batch = list(client.scan_iter(match=pattern, count=1000))
+        if batch:
+            client.unlink(*batch)
 
 
 class CommandLog:
