@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from django.conf import settings
 from django.test import override_settings
 
 ENGINE = "django_rediskit.sessions.backend"
@@ -23,6 +25,7 @@ def _session_engine() -> Iterator[None]:
         MIDDLEWARE=MIDDLEWARE,
         ROOT_URLCONF="tests.sessions.urls",
         PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"],
+        TEMPLATES=[{**settings.TEMPLATES[0], "DIRS": [Path(__file__).parent / "templates"]}],
     ):
         yield
     _drop_session_keys()
