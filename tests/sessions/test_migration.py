@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from django.contrib.sessions.backends.cache import SessionStore as DjangoCacheStore
 from django.conf import settings
+from django.contrib.sessions.backends.cache import SessionStore as DjangoCacheStore
 from django.core.cache import caches
 from django.test import Client, override_settings
 
@@ -45,8 +45,10 @@ def test_logged_in_user_stays_logged_in_across_engine_switch(make_user: Any) -> 
     with override_settings(
         SESSION_ENGINE=DJANGO_CACHE_ENGINE,
         SESSION_CACHE_ALIAS="other",
-        MIDDLEWARE=["django.contrib.sessions.middleware.SessionMiddleware"]
-        + settings.MIDDLEWARE[1:],
+        MIDDLEWARE=[
+            "django.contrib.sessions.middleware.SessionMiddleware",
+            *settings.MIDDLEWARE[1:],
+        ],
     ):
         client.post("/login/", {"username": user.get_username(), "password": "pw-123456"})
         assert client.get("/whoami/").content.decode() == user.get_username()

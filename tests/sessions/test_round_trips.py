@@ -43,9 +43,7 @@ def test_anonymous_write_is_one_set(command_log: CommandLog) -> None:
     assert command_log.trips == [["GET"], ["SET"]]  # SET XX
 
 
-def test_authenticated_write_is_one_pipelined_trip(
-    make_user: Any, command_log: CommandLog
-) -> None:
+def test_authenticated_write_is_one_pipelined_trip(make_user: Any, command_log: CommandLog) -> None:
     client = login(make_user())
     command_log.clear()
     client.get("/touch/")
