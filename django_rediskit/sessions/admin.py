@@ -55,9 +55,14 @@ class DevicesAdminMixin:
             return "No active sessions."
         rows = format_html_join(
             "",
-            "<li>{} on {} &middot; {} &middot; last seen {:%Y-%m-%d %H:%M} UTC</li>",
+            "<li>{} on {} &middot; {} &middot; last seen {} UTC</li>",
             (
-                (device.browser, device.os, device.ip or "?", device.last_activity)
+                (
+                    device.browser,
+                    device.os,
+                    device.ip or "?",
+                    f"{device.last_activity:%Y-%m-%d %H:%M}",
+                )
                 for device in found
             ),
         )
