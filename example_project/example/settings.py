@@ -73,3 +73,18 @@ CACHES = {
 
 STATIC_URL = "static/"
 LOGIN_URL = "/admin/login/"
+
+# --- Sessions with device tracking (django_rediskit.sessions; see docs/sessions.md) ---
+SESSION_ENGINE = "django_rediskit.sessions.backend"
+MIDDLEWARE = [
+    "django_rediskit.sessions.middleware.SessionMiddleware"
+    if entry == "django.contrib.sessions.middleware.SessionMiddleware"
+    else entry
+    for entry in MIDDLEWARE
+]
+if "rest_framework" not in INSTALLED_APPS:
+    INSTALLED_APPS.append("rest_framework")
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/account/devices/"
+LOGOUT_REDIRECT_URL = "/"
+REDISKIT = {"SESSIONS": {"ACTIVITY_RESOLUTION": 60, "DEVICE_LIMIT": 10}}
