@@ -63,3 +63,6 @@ CACHES = {
         "KEY_PREFIX": f"{TEST_PREFIX}-other",
     },
 }
+
+# Live-server tests (headless browser) need it: StaticFilesHandler parses it at start-up.
+STATIC_URL = "/static/"
