@@ -40,6 +40,15 @@ def remote_addr(request: HttpRequest) -> str:
     return str(request.META.get("REMOTE_ADDR", ""))
 
 
+def _unavailable() -> HttpResponse:
+    logger.warning("Session could not be written: Redis is unreachable (503 sent).")
+    response = HttpResponse(
+        "Service temporarily unavailable.", status=503, content_type="text/plain"
+    )
+    response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
+
+
 class SessionMiddleware(DjangoSessionMiddleware):
     def process_request(self, request: HttpRequest) -> None:
         super().process_request(request)
@@ -58,12 +67,7 @@ class SessionMiddleware(DjangoSessionMiddleware):
             try:
                 response = super().process_response(request, response)  # type: ignore[arg-type]
             except SessionStoreUnavailable:
-                logger.warning("Session could not be saved: Redis is unreachable (503 sent).")
-                unavailable = HttpResponse(
-                    "Service temporarily unavailable.", status=503, content_type="text/plain"
-                )
-                unavailable["Retry-After"] = str(RETRY_AFTER_SECONDS)
-                return unavailable
+                return _unavailable()
             if not will_save and response.status_code < 500:
                 self._record_activity(request, session, response)
             return response
@@ -75,6 +79,12 @@ class SessionMiddleware(DjangoSessionMiddleware):
                 except ValueError:  # async stacks may run the two halves in copied contexts
                     current_session.set(None)
                 del request._rediskit_session_token  # type: ignore[attr-defined]
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> Any:
+        """A view (a login, a logout) could not write its session: 503, not a 500 page."""
+        if isinstance(exception, SessionStoreUnavailable):
+            return _unavailable()
+        return None
 
     def _record_activity(
         self, request: HttpRequest, session: SessionStore, response: HttpResponseBase
