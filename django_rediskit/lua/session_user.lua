@@ -2,7 +2,8 @@
 -- sid -> JSON meta {did, ct, la, ip, ua}. Both share the user's {hash tag}.
 -- ARGV[1] is the operation:
 --   index  sid ttl_ms did ct ip ua has_client cap policy existing_only old_sid
---          -> {status, client_changed, evicted sid...}; status 1 ok, 0 absent (existing_only),
+--          -> {status, client_changed, evicted sid, its device id, ...}; status 1 ok, 0 absent
+--             (existing_only),
 --             -1 denied by the device cap, -2 old_sid no longer indexed (revoked mid-rotation)
 --   list   -> {sid, expiry, meta, ...} of live members
 --   revoke mode arg... -> {sid, did, ...} removed; mode is all | others (arg = sid kept) |
@@ -55,7 +56,7 @@ if op == 'index' then
     meta = decode(redis.call('HGET', m, old))
     forget({old})
   end
-  local evicted = {}
+  local evicted, evicted_devices = {}, {}
   if not redis.call('ZSCORE', z, sid) then
     if ARGV[11] == '1' then
       settle()
@@ -70,6 +71,10 @@ if op == 'index' then
           return {-1, 0}
         end
         evicted = redis.call('ZRANGE', z, 0, n - cap)
+        for i, victim in ipairs(evicted) do
+          local victim_meta = decode(redis.call('HGET', m, victim))
+          evicted_devices[i] = (victim_meta and type(victim_meta.did) == 'string') and victim_meta.did or ''
+        end
         forget(evicted)
       end
     end
@@ -86,7 +91,10 @@ if op == 'index' then
   redis.call('HSET', m, sid, cjson.encode(meta))
   settle()
   local out = {1, changed}
-  for i = 1, #evicted do out[#out + 1] = evicted[i] end
+  for i = 1, #evicted do
+    out[#out + 1] = evicted[i]
+    out[#out + 1] = evicted_devices[i]
+  end
   return out
 elseif op == 'list' then
   local members = redis.call('ZRANGE', z, 0, -1, 'WITHSCORES')

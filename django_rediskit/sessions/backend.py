@@ -23,7 +23,6 @@ import logging
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from asgiref.sync import sync_to_async
-from django.conf import settings
 from django.contrib.auth import SESSION_KEY
 from django.contrib.sessions.backends.base import (
     VALID_KEY_CHARS,
@@ -54,6 +53,7 @@ from django_rediskit.sessions.index import (
     SessionStoreUnavailable,
     call_user,
     data_key,
+    decode_pairs,
     index_args,
     log_outage,
     queue_script,
@@ -394,9 +394,9 @@ class SessionStore(SessionBase):
             self._envelope = None
             raise SessionInterrupted("The session was revoked while its key was being rotated.")
         if evicted:
-            evicted_keys = [item.decode() for item in evicted]
-            unlink_sessions(client, backend, evicted_keys)
-            self._pending_revocations.extend((envelope.uid, sid) for sid in evicted_keys)
+            pairs = decode_pairs(evicted)
+            unlink_sessions(client, backend, [sid for sid, _ in pairs])
+            self._pending_revocations.extend((envelope.uid, device) for _, device in pairs)
         if not must_create and not self._set(client, backend, key, envelope.dump(), ttl_ms, False):
             raise UpdateError
 
@@ -422,11 +422,14 @@ class SessionStore(SessionBase):
             call_user(client, keys, argv)
 
     def _send_pending_revocations(self) -> None:
-        """``session_revoked`` for sessions the device cap evicted (device ids unknown here)."""
+        """``session_revoked`` for sessions the device cap evicted, once the save succeeded."""
         pending, self._pending_revocations = self._pending_revocations, []
-        for uid, _sid in pending:
+        for uid, device_id in pending:
             signals.session_revoked.send(
-                sender=type(self), user_token=uid, device_id=None, reason="device_limit"
+                sender=type(self),
+                user_token=uid,
+                device_id=device_id or None,
+                reason="device_limit",
             )
 
     async def asave(self, must_create: bool = False) -> None:
@@ -561,7 +564,3 @@ class SessionStore(SessionBase):
     @classmethod
     async def aclear_expired(cls) -> None:
         await sync_to_async(cls.clear_expired, thread_sensitive=False)()
-
-
-def session_engine_in_use() -> bool:
-    return str(getattr(settings, "SESSION_ENGINE", "")) == __name__

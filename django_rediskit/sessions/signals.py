@@ -6,8 +6,8 @@
   device cap, a password change, a deactivation or the absolute timeout. ``reason`` is one of
   ``"user"``, ``"others"``, ``"all"``, ``"admin"``, ``"device_limit"``, ``"password_change"``,
   ``"deactivated"``, ``"absolute_timeout"`` (or what the caller passed).
-- ``session_client_changed(sender, request, user, device_id)``: the IP address or user agent of
-  a session changed since its last activity write (an anomaly hook, after OWASP).
+- ``session_client_changed(sender, user_token, device_id)``: the IP address or user agent of a
+  session changed since its last activity write (an anomaly hook, after OWASP).
 """
 
 from __future__ import annotations

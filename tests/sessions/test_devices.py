@@ -155,6 +155,7 @@ def test_device_limit_evicts_oldest(make_user: Any, captured: Any) -> None:
     user = make_user()
     with sessions_opts(DEVICE_LIMIT=2):
         first = login(user, ip="10.0.0.1")
+        [first_device] = list_devices(user)
         time.sleep(0.01)
         second = login(user, ip="10.0.0.2")
         third = login(user, ip="10.0.0.3")
@@ -162,6 +163,7 @@ def test_device_limit_evicts_oldest(make_user: Any, captured: Any) -> None:
         assert whoami(first) == "anonymous"
         assert whoami(second) == whoami(third) == user.get_username()
     assert [e["reason"] for e in captured["revoked"]] == ["device_limit"]
+    assert captured["revoked"][0]["device_id"] == first_device.device_id
 
 
 def test_device_limit_deny_refuses_login(make_user: Any) -> None:
