@@ -1,4 +1,4 @@
-from django.apps import AppConfig
+from django.apps import AppConfig, apps
 
 
 class RedisKitConfig(AppConfig):
@@ -8,9 +8,13 @@ class RedisKitConfig(AppConfig):
 
     def ready(self) -> None:
         from django_rediskit import checks  # noqa: F401  (registers the system checks)
-        from django_rediskit.sessions import admin as sessions_admin
         from django_rediskit.sessions import checks as sessions_checks  # noqa: F401
-        from django_rediskit.sessions import receivers as sessions_receivers
 
-        sessions_receivers.connect()
-        sessions_admin.install()
+        if apps.is_installed("django.contrib.auth"):
+            from django_rediskit.sessions import receivers as sessions_receivers
+
+            sessions_receivers.connect()
+            if apps.is_installed("django.contrib.admin"):
+                from django_rediskit.sessions import admin as sessions_admin
+
+                sessions_admin.install()

@@ -18,8 +18,7 @@ from django.utils.safestring import SafeString
 
 from django_rediskit.sessions import devices
 from django_rediskit.sessions.index import OUTAGES
-from django_rediskit.sessions.options import get_options
-from django_rediskit.sessions.receivers import _engine_in_use
+from django_rediskit.sessions.options import engine_in_use, get_options
 
 
 class DevicesAdminMixin:
@@ -82,7 +81,7 @@ class DevicesAdminMixin:
 
 
 def install(site: admin.AdminSite = admin.site) -> None:
-    if not _engine_in_use() or not get_options().user_admin:
+    if not engine_in_use() or not get_options().user_admin:
         return
     user_model = get_user_model()
     if not site.is_registered(user_model):

@@ -9,14 +9,14 @@ from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
-from django_rediskit.sessions.receivers import ENGINE
+from django_rediskit.sessions.options import engine_in_use
 
 MIDDLEWARE = "django_rediskit.sessions.middleware.SessionMiddleware"
 
 
 @checks.register(checks.Tags.security, checks.Tags.caches)
 def check_sessions(**kwargs: Any) -> list[checks.CheckMessage]:
-    if str(getattr(settings, "SESSION_ENGINE", "")) != ENGINE:
+    if not engine_in_use():
         return []
     from django_rediskit.sessions.backend import check_serializer
     from django_rediskit.sessions.index import session_backend

@@ -17,6 +17,7 @@ from django.utils.module_loading import import_string
 
 from django_rediskit import conf
 
+ENGINE = "django_rediskit.sessions.backend"
 POLICIES = ("evict_oldest", "deny")
 PASSWORD_MODES = ("others", "all", None)
 
@@ -37,6 +38,11 @@ class SessionOptions:
     def resolve_ip(self, request: HttpRequest) -> str:
         resolver: Callable[[HttpRequest], str] = import_string(self.ip_resolver)
         return str(resolver(request) or "")[:64]
+
+
+def engine_in_use() -> bool:
+    """Whether this engine is the SESSION_ENGINE (receivers and admin hooks do nothing else)."""
+    return str(getattr(settings, "SESSION_ENGINE", "")) == ENGINE
 
 
 def _number(section: dict[str, Any], name: str, *, allow_none: bool) -> Any:

@@ -15,13 +15,7 @@ from django.http import HttpRequest
 from django_rediskit.sessions import devices, signals
 from django_rediskit.sessions.backend import DeviceLimitExceeded, SessionStore
 from django_rediskit.sessions.index import OUTAGES, logger
-from django_rediskit.sessions.options import get_options
-
-ENGINE = "django_rediskit.sessions.backend"
-
-
-def _engine_in_use() -> bool:
-    return str(getattr(settings, "SESSION_ENGINE", "")) == ENGINE
+from django_rediskit.sessions.options import engine_in_use, get_options
 
 
 def on_user_logged_in(sender: Any, request: HttpRequest | None, user: Any, **kwargs: Any) -> None:
@@ -56,7 +50,7 @@ def on_user_saved(sender: Any, instance: Any, created: bool, **kwargs: Any) -> N
     they stay in every device list. If Redis is down the error is logged and the save goes on:
     Django's own lazy checks still apply.
     """
-    if created or not _engine_in_use():
+    if created or not engine_in_use():
         return
     options = get_options()
     try:
