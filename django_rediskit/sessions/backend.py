@@ -17,7 +17,6 @@ data cannot overwrite the real session when Redis returns.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import logging
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -242,10 +241,17 @@ class SessionStore(SessionBase):
         if not isinstance(data, dict):
             return None
         self._session_cache = data
-        # CreateError: a concurrent request migrated it first; its copy is identical.
-        with contextlib.suppress(CreateError):
+        try:
             self.save(must_create=True)
-        legacy.delete(self.legacy_prefix + key)
+        except CreateError:
+            pass  # a concurrent request migrated it first; its copy is identical
+        except (DeviceLimitExceeded, SessionStoreUnavailable):
+            del self._session_cache
+            return None  # not migrated now; the legacy entry stays for a later request
+        try:
+            legacy.delete(self.legacy_prefix + key)
+        except Exception as exc:  # it expires on its own; never fail the request for it
+            logger.warning("Legacy session cleanup failed: %s", type(exc).__name__)
         return data
 
     async def aload(self) -> dict[str, Any]:

@@ -73,3 +73,18 @@ def test_legacy_value_that_is_not_a_dict_is_ignored() -> None:
     caches["other"].set(DjangoCacheStore.cache_key_prefix + key, ["not", "a", "dict"])
     with override_settings(REDISKIT=LEGACY):
         assert SessionStore(key).load() == {}
+
+
+def test_legacy_session_over_a_deny_cap_is_not_migrated() -> None:
+    with override_settings(SESSION_ENGINE=DJANGO_CACHE_ENGINE, SESSION_CACHE_ALIAS="other"):
+        legacy = DjangoCacheStore()
+        legacy["_auth_user_id"] = "5"
+        legacy.save()
+    existing = SessionStore()
+    existing["_auth_user_id"] = "5"
+    existing.save()
+    limits = {"SESSIONS": {**LEGACY["SESSIONS"], "DEVICE_LIMIT": 1, "DEVICE_LIMIT_POLICY": "deny"}}
+    with override_settings(REDISKIT=limits):
+        assert SessionStore(legacy.session_key).load() == {}
+    assert caches["other"].get(DjangoCacheStore.cache_key_prefix + legacy.session_key) is not None
+    assert not SessionStore().exists(legacy.session_key)
