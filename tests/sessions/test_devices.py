@@ -357,3 +357,31 @@ def test_options_are_validated() -> None:
     ):
         with sessions_opts(**bad), pytest.raises(ImproperlyConfigured):
             get_options()
+
+
+def test_async_device_api(make_user: Any) -> None:
+    import asyncio
+
+    from django_rediskit.sessions import (
+        acount_devices,
+        alist_devices,
+        arevoke,
+        arevoke_all,
+        arevoke_others,
+    )
+
+    user = make_user()
+    clients = [login(user, ip=f"10.0.2.{i}") for i in range(4)]
+    request = type("R", (), {"session": SessionStore(sid(clients[0])), "user": user})()
+
+    async def flow() -> tuple[int, int, int, bool, int]:
+        found = await alist_devices(user, request=request)
+        victim = next(device for device in found if not device.is_current)
+        revoked_one = await arevoke(user, victim.device_id)
+        others = await arevoke_others(request)
+        remaining = await acount_devices(user)
+        everything = await arevoke_all(user)
+        return len(found), others, remaining, revoked_one, everything
+
+    assert asyncio.run(flow()) == (4, 2, 1, True, 1)
+    assert all(whoami(c) == "anonymous" for c in clients)

@@ -114,3 +114,21 @@ def test_device_api_raises_clear_error_when_down(own_redis: RedisServer, make_us
     own_redis.stop()
     with pytest.raises(RedisConnectionError):
         list_devices(user)
+
+
+def test_restart_loses_sessions_cleanly_and_scripts_reload(
+    own_redis: RedisServer, make_user: Any
+) -> None:
+    user = make_user()
+    client = login(user)
+    own_redis.restart()  # nothing persisted: every session is gone, and so are the scripts
+    for _ in range(3):  # the first call may meet a pooled connection to the dead process
+        response = client.get("/whoami/")
+        if response.content == b"anonymous":
+            break
+    assert response.content == b"anonymous"
+    again = login(user)
+    assert again.get("/touch/").status_code == 200  # pipelined EVALSHA after SCRIPT FLUSH
+    own_redis.client().script_flush()
+    assert again.get("/touch/").content == b"2"  # NOSCRIPT: loaded and replayed once
+    assert len(list_devices(user)) == 1
