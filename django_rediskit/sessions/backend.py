@@ -475,6 +475,10 @@ class SessionStore(SessionBase):
     async def acycle_key(self) -> None:
         await sync_to_async(self.cycle_key, thread_sensitive=False)()
 
+    def end(self, session_key: str) -> Envelope | None:
+        """Delete a session by key and say whose it was (for admin / internal revocation)."""
+        return self._delete_key(session_key)
+
     def delete(self, session_key: str | None = None) -> None:
         if session_key is None:
             if self.session_key is None:
@@ -484,9 +488,11 @@ class SessionStore(SessionBase):
         if session_key == self.session_key:
             self._envelope = None
 
-    def _delete_key(self, session_key: str) -> None:
+    def _delete_key(self, session_key: str) -> Envelope | None:
+        """GETDEL the session, then drop it from its owner's index; returns what was deleted
+        (None if nothing was there)."""
         if not is_session_key(session_key):
-            return
+            return None
         backend = self._backend()
         try:
             with redis_io(backend) as client:
@@ -499,6 +505,7 @@ class SessionStore(SessionBase):
             raise SessionStoreUnavailable(
                 "Redis is unreachable; the session was not deleted."
             ) from exc
+        return envelope
 
     async def adelete(self, session_key: str | None = None) -> None:
         await sync_to_async(self.delete, thread_sensitive=False)(session_key)

@@ -211,12 +211,13 @@ def revoke_session(session_key: str, *, reason: str = "admin") -> bool:
         return False
     from django_rediskit.sessions.backend import SessionStore
 
-    store = SessionStore(session_key)
-    existed = store.exists(session_key)
-    store.delete(session_key)
-    if existed:
-        signals.session_revoked.send(sender=Device, user_token="", device_id=None, reason=reason)
-    return existed
+    ended = SessionStore().end(session_key)
+    if ended is None:
+        return False
+    signals.session_revoked.send(
+        sender=Device, user_token=ended.uid, device_id=ended.device_id or None, reason=reason
+    )
+    return True
 
 
 def prune_indexes(time_budget: float = PRUNE_TIME_BUDGET) -> int:

@@ -263,9 +263,12 @@ def test_logout_removes_device(make_user: Any) -> None:
     assert whoami(client) == "anonymous"
 
 
-def test_revoke_session_by_key_and_in_flight_request_is_interrupted(make_user: Any) -> None:
+def test_revoke_session_by_key_and_in_flight_request_is_interrupted(
+    make_user: Any, captured: Any
+) -> None:
     user = make_user()
     client = login(user)
+    [device] = list_devices(user)
     store = SessionStore(sid(client))
     store["n"] = 1  # loaded, in flight
     assert revoke_session(sid(client))
@@ -274,6 +277,10 @@ def test_revoke_session_by_key_and_in_flight_request_is_interrupted(make_user: A
     assert caught.type.__name__ == "UpdateError"
     assert not revoke_session(sid(client))
     assert not revoke_session("not-a-key")
+    assert [(e["device_id"], e["reason"]) for e in captured["revoked"]] == [
+        (device.device_id, "admin")
+    ]
+    assert count_devices(user) == 0
 
 
 def test_session_interrupted_through_middleware(make_user: Any) -> None:
