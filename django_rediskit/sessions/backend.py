@@ -7,7 +7,7 @@ checked against Django's own format before any key is built, and authenticated s
 listed in a per-user index (see ``index.py``) that the device API reads.
 
 Round trips: an anonymous request costs one GET and, unless modified, nothing else. A save of an
-authenticated session is one pipelined trip (index script + SET XX); a login, one more.
+authenticated session is one pipelined trip (index script + SET XX).
 
 Redis down: a read behaves as an anonymous, empty session (logged, and the cookie is kept, so
 nobody is logged out by a blip); a write raises ``SessionStoreUnavailable``, which the kit's
