@@ -1,8 +1,11 @@
-"""User admin additions: an "Active devices" panel and a "Log out everywhere" action.
+"""User admin additions: an "Active devices" panel and "Log out everywhere" (a changelist action
+and a button in that panel).
 
 ``install()`` (called from the app config) wraps the registered User admin in a subclass with
 ``DevicesAdminMixin`` when this engine is in use; sites with their own User admin can add the
-mixin themselves. The action needs the change-user permission and writes a LogEntry per user.
+mixin themselves. Both need the change-user permission and write a LogEntry per user. The
+button submits the change form (so Django's CSRF and permission checks apply) under a name that
+``response_change`` recognises.
 """
 
 from __future__ import annotations
@@ -12,13 +15,15 @@ from typing import Any
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
 from django_rediskit.sessions import devices
 from django_rediskit.sessions.index import OUTAGES
 from django_rediskit.sessions.options import engine_in_use, get_options
+
+LOGOUT_BUTTON = "_rediskit_logout_everywhere"
 
 
 class DevicesAdminMixin:
@@ -65,19 +70,32 @@ class DevicesAdminMixin:
                 for device in found
             ),
         )
-        return format_html("<ul>{}</ul>", rows)
+        return format_html(
+            '<ul>{}</ul><button type="submit" name="{}">Log out everywhere</button>',
+            rows,
+            LOGOUT_BUTTON,
+        )
+
+    def response_change(self, request: HttpRequest, obj: Any) -> HttpResponse:
+        if LOGOUT_BUTTON in request.POST and self.has_change_permission(request, obj):  # type: ignore[attr-defined]
+            self._logout(request, obj)
+            return HttpResponseRedirect(request.path)
+        response: HttpResponse = super().response_change(request, obj)  # type: ignore[misc]
+        return response
+
+    def _logout(self, request: HttpRequest, user: Any) -> int:
+        count = devices.revoke_all(user, reason="admin")
+        self.log_change(request, user, f"Logged out everywhere ({count} sessions).")  # type: ignore[attr-defined]
+        self.message_user(  # type: ignore[attr-defined]
+            request, f"Ended {count} sessions of {user}.", messages.SUCCESS
+        )
+        return count
 
     def logout_everywhere(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
         if not self.has_change_permission(request):  # type: ignore[attr-defined]
             return
-        total = 0
         for user in queryset:
-            count = devices.revoke_all(user, reason="admin")
-            total += count
-            self.log_change(request, user, f"Logged out everywhere ({count} sessions).")  # type: ignore[attr-defined]
-        self.message_user(  # type: ignore[attr-defined]
-            request, f"Ended {total} sessions of {len(queryset)} users.", messages.SUCCESS
-        )
+            self._logout(request, user)
 
 
 def install(site: admin.AdminSite = admin.site) -> None:
@@ -90,4 +108,5 @@ def install(site: admin.AdminSite = admin.site) -> None:
     if issubclass(current, DevicesAdminMixin):
         return
     site.unregister(user_model)
-    site.register(user_model, type(current.__name__, (DevicesAdminMixin, current), {}))
+    wrapped = type(current.__name__, (DevicesAdminMixin, current), {"__module__": __name__})
+    site.register(user_model, wrapped)

@@ -164,6 +164,39 @@ def test_admin_log_out_everywhere_action(make_user: Any) -> None:
     assert "Logged out everywhere (2 sessions)" in entry.get_change_message()
 
 
+def test_admin_change_page_button(make_user: Any) -> None:
+    user_model = get_user_model()
+    staff = user_model.objects.create_superuser("root", password="pw-123456")
+    victim = make_user()
+    clients = [login(victim), login(victim)]
+    site = admin.AdminSite(name="rk-test-3")
+    site.register(user_model, type(admin.site._registry[user_model]))
+    install(site)
+    model_admin = site._registry[user_model]
+    panel = str(model_admin.active_devices(victim))
+    assert 'name="_rediskit_logout_everywhere"' in panel
+    from django.contrib.messages.storage.fallback import FallbackStorage
+    from django.test import RequestFactory
+
+    request = RequestFactory().post(
+        "/admin/auth/user/1/change/", {"_rediskit_logout_everywhere": "1"}
+    )
+    request.user = staff
+    request.session = {}  # type: ignore[assignment]
+    request._messages = FallbackStorage(request)  # type: ignore[attr-defined]
+    response = model_admin.response_change(request, victim)
+    assert response.status_code == 302
+    assert all(whoami(c) == "anonymous" for c in clients)
+    assert LogEntry.objects.filter(object_id=str(victim.pk)).count() == 1
+    plain = RequestFactory().post("/admin/auth/user/1/change/", {"_save": "1"})
+    plain.user = staff
+    plain.session = {}  # type: ignore[assignment]
+    plain._messages = FallbackStorage(plain)  # type: ignore[attr-defined]
+    login(victim)
+    model_admin.response_change(plain, victim)
+    assert count_devices(victim) == 1
+
+
 def test_admin_action_needs_change_permission(make_user: Any) -> None:
     user_model = get_user_model()
     site = admin.AdminSite(name="rk-test-2")
@@ -220,3 +253,29 @@ def test_management_command(make_user: Any) -> None:
         call_command("rediskit_sessions", "list", "--user", "nobody")
     with pytest.raises(CommandError):
         call_command("rediskit_sessions", "revoke", "--user", "carol", "--device", "nope")
+
+
+def test_admin_change_page_renders_devices_and_button(make_user: Any) -> None:
+    from django.test import override_settings
+    from django.urls import path
+
+    user_model = get_user_model()
+    site = admin.AdminSite(name="rk-render")
+    site.register(user_model, type(admin.site._registry[user_model]))
+    install(site)
+
+    class Urls:
+        urlpatterns = [path("admin2/", site.urls)]
+
+    staff = user_model.objects.create_superuser("root2", password="pw-123456")
+    victim = make_user()
+    victim_client = login(victim, "<img src=x onerror=alert(1)> Firefox/1 Windows")
+    browser = Client()
+    browser.force_login(staff)
+    with override_settings(ROOT_URLCONF=Urls):
+        page = browser.get(f"/admin2/auth/user/{victim.pk}/change/")
+    html = page.content.decode()
+    assert page.status_code == 200
+    assert "Firefox on Windows" in html and 'name="_rediskit_logout_everywhere"' in html
+    assert "<img src=x" not in html
+    assert sid(victim_client) not in html
