@@ -81,6 +81,39 @@ def memory_per_session(
     return (used_memory(client) - before) / count
 
 
+def device_api(store_cls: Any, data_for: Any) -> None:
+    """list_devices p50/p95 with 50 devices; revoke_all of 100 sessions."""
+    from django.contrib.auth.models import User
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    from django_rediskit.sessions import list_devices, revoke_all
+
+    user = User.objects.create_user("bench")
+    for _ in range(50):
+        store = store_cls()
+        store.update(data_for(user.pk))
+        store.set_client("203.0.113.9", "Mozilla/5.0 (X11; Linux x86_64) Firefox/128.0")
+        store.save()
+    timings = []
+    for _ in range(1000):
+        started = time.perf_counter()
+        assert len(list_devices(user)) == 50
+        timings.append(time.perf_counter() - started)
+    timings.sort()
+    print(
+        f"list_devices, 50 devices: p50 {timings[500] * 1000:.2f} ms"
+        f"   p95 {timings[950] * 1000:.2f} ms"
+    )
+    for _ in range(50):
+        store = store_cls()
+        store.update(data_for(user.pk))
+        store.save()
+    started = time.perf_counter()
+    ended = revoke_all(user)
+    print(f"revoke_all, {ended} sessions: {(time.perf_counter() - started) * 1000:.2f} ms")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cycles", type=int, default=20_000)
@@ -143,6 +176,8 @@ def main() -> None:
             f"memory/anonymous session: rediskit {kit_anon:.0f} B   django cache {dj_anon:.0f} B"
             f"   delta {kit_anon - dj_anon:+.0f} B"
         )
+        server.flush()
+        device_api(KitStore, authenticated)
     finally:
         server.close()
 
