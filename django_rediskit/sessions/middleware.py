@@ -22,6 +22,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.sessions.middleware import SessionMiddleware as DjangoSessionMiddleware
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
+from django.utils.cache import patch_vary_headers
 from django.utils.http import http_date
 
 from django_rediskit.sessions.backend import SessionStore
@@ -109,3 +110,4 @@ class SessionMiddleware(DjangoSessionMiddleware):
             httponly=settings.SESSION_COOKIE_HTTPONLY or None,  # type: ignore[arg-type]
             samesite=settings.SESSION_COOKIE_SAMESITE,
         )
+        patch_vary_headers(response, ("Cookie",))

@@ -85,4 +85,5 @@ def test_activity_slides_cookie_and_ttl(
     clock["now"] += 61_000
     response = client.get("/whoami/")
     assert response.cookies["sessionid"]["max-age"] == 1209600
+    assert "Cookie" in response["Vary"]
     assert rclient.pttl(data_key(session_backend(), key)) > 1_000_000_000
