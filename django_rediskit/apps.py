@@ -1,4 +1,4 @@
-from django.apps import AppConfig
+from django.apps import AppConfig, apps
 
 
 class RedisKitConfig(AppConfig):
@@ -10,6 +10,16 @@ class RedisKitConfig(AppConfig):
         from django_rediskit import checks  # noqa: F401  (registers the system checks)
         from django_rediskit.inspector import checks as inspector_checks  # noqa: F401
         from django_rediskit.invalidation.registry import connect_registered
+        from django_rediskit.sessions import checks as sessions_checks  # noqa: F401
         from django_rediskit.throttling import checks as throttling_checks  # noqa: F401
 
         connect_registered()
+
+        if apps.is_installed("django.contrib.auth"):
+            from django_rediskit.sessions import receivers as sessions_receivers
+
+            sessions_receivers.connect()
+            if apps.is_installed("django.contrib.admin"):
+                from django_rediskit.sessions import admin as sessions_admin
+
+                sessions_admin.install()

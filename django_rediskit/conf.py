@@ -48,6 +48,19 @@ DEFAULTS: dict[str, Any] = {
     },
     # The admin key inspector; see django_rediskit.inspector.config.DEFAULTS for the keys.
     "INSPECTOR": {},
+    # Session engine + device tracking (django_rediskit.sessions); see docs/sessions.md.
+    "SESSIONS": {
+        "CACHE_ALIAS": None,  # None: use REDISKIT["CACHE_ALIAS"]
+        "ACTIVITY_RESOLUTION": 60,  # seconds between two activity writes of one session
+        "DEVICE_LIMIT": None,  # max live sessions per user; None: unlimited
+        "DEVICE_LIMIT_POLICY": "evict_oldest",  # or "deny"
+        "ABSOLUTE_TIMEOUT": None,  # seconds after login when a session ends, however active
+        "REVOKE_ON_PASSWORD_CHANGE": "others",  # "others", "all" or None
+        "REVOKE_ON_DEACTIVATE": True,
+        "IP_RESOLVER": "django_rediskit.sessions.middleware.remote_addr",
+        "LEGACY_CACHE_ALIAS": None,  # alias of Django's cache engine sessions to migrate lazily
+        "USER_ADMIN": True,  # add "log out everywhere" and a devices panel to the User admin
+    },
 }
 
 

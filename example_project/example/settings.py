@@ -73,7 +73,6 @@ CACHES = {
 }
 
 STATIC_URL = "static/"
-LOGIN_URL = "/admin/login/"
 
 # --- Throttles (django_rediskit.throttling): a DRF API under /api/ and a fail-closed login ---
 INSTALLED_APPS += ["rest_framework", "api"]
@@ -87,3 +86,16 @@ REST_FRAMEWORK = {
     "NUM_PROXIES": 0,  # no proxy in front of the demo: never trust X-Forwarded-For
 }
 REDISKIT = {"THROTTLE": {"HEADERS": True}}
+
+# --- Sessions with device tracking (django_rediskit.sessions; see docs/sessions.md) ---
+SESSION_ENGINE = "django_rediskit.sessions.backend"
+MIDDLEWARE = [
+    "django_rediskit.sessions.middleware.SessionMiddleware"
+    if entry == "django.contrib.sessions.middleware.SessionMiddleware"
+    else entry
+    for entry in MIDDLEWARE
+]
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/account/devices/"
+LOGOUT_REDIRECT_URL = "/"
+REDISKIT["SESSIONS"] = {"ACTIVITY_RESOLUTION": 60, "DEVICE_LIMIT": 10}

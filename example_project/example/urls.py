@@ -6,3 +6,10 @@ urlpatterns = [
     path("api/", include("api.urls")),
     path("", include("shop.urls")),
 ]
+
+# Login, "Your devices" page and its JSON API (django_rediskit.sessions).
+urlpatterns += [
+    path("accounts/", include("django.contrib.auth.urls")),
+    path("account/", include("django_rediskit.sessions.urls")),
+    path("api/", include("django_rediskit.sessions.drf")),
+]

@@ -1,0 +1,257 @@
+"""The device API: list and revoke a user's sessions through the per-user index.
+
+Devices are named by opaque ids (128 random bits, kept across key rotation); a device id is only
+ever looked up *inside the requesting user's own index*, so knowing another user's id gives
+nothing (no IDOR). Session keys never leave this module.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from asgiref.sync import sync_to_async
+from django.http import HttpRequest
+
+from django_rediskit.cache.backend import glob_escape
+from django_rediskit.sessions import signals
+from django_rediskit.sessions.envelope import DEVICE_ID_RE, is_session_key, user_token
+from django_rediskit.sessions.index import (
+    call_user,
+    data_key,
+    decode_pairs,
+    redis_io,
+    session_backend,
+    unlink_sessions,
+    user_keys,
+)
+from django_rediskit.sessions.useragent import parse as parse_user_agent
+
+if TYPE_CHECKING:
+    from django.contrib.auth.base_user import AbstractBaseUser
+    from django.contrib.auth.models import AnonymousUser
+    from redis import Redis
+
+    from django_rediskit.cache.backend import RedisCache
+
+    AnyUser = AbstractBaseUser | AnonymousUser
+
+#: revoke_all repeats while logins race it; each pass is one script call + UNLINKs.
+REVOKE_ALL_PASSES = 3
+PRUNE_SCAN_COUNT = 500
+PRUNE_TIME_BUDGET = 5.0
+
+
+@dataclass(frozen=True)
+class Device:
+    """One live session of a user, as shown to that user (no session key in here)."""
+
+    device_id: str
+    created_at: datetime
+    last_activity: datetime
+    expires_at: datetime
+    ip: str
+    user_agent: str
+    browser: str
+    os: str
+    is_current: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "device_id": self.device_id,
+            "created_at": self.created_at.isoformat(),
+            "last_activity": self.last_activity.isoformat(),
+            "expires_at": self.expires_at.isoformat(),
+            "ip": self.ip,
+            "user_agent": self.user_agent,
+            "browser": self.browser,
+            "os": self.os,
+            "is_current": self.is_current,
+        }
+
+
+def user_token_of(user: Any) -> str:
+    """The index token of a saved, authenticated user ('' for anonymous or unsaved users)."""
+    if user is None or not getattr(user, "is_authenticated", False) or user.pk is None:
+        return ""
+    return user_token(user._meta.pk.value_to_string(user))
+
+
+def _when(ms: Any) -> datetime:
+    try:
+        value = float(ms)
+    except (TypeError, ValueError):
+        value = 0.0
+    return datetime.fromtimestamp(max(value, 0.0) / 1000, tz=timezone.utc)
+
+
+def _current_key(request: HttpRequest | None) -> str | None:
+    session = getattr(request, "session", None)
+    key = getattr(session, "session_key", None)
+    return key if is_session_key(key) else None
+
+
+def _device(meta_raw: bytes, expiry: Any, current: bool) -> Device | None:
+    try:
+        meta = json.loads(meta_raw)
+    except ValueError:
+        return None
+    if not isinstance(meta, dict) or not DEVICE_ID_RE.match(str(meta.get("did", ""))):
+        return None
+    agent = str(meta.get("ua") or "")
+    browser, system = parse_user_agent(agent)
+    return Device(
+        device_id=str(meta["did"]),
+        created_at=_when(meta.get("ct")),
+        last_activity=_when(meta.get("la")),
+        expires_at=_when(expiry),
+        ip=str(meta.get("ip") or ""),
+        user_agent=agent,
+        browser=browser,
+        os=system,
+        is_current=current,
+    )
+
+
+def _live_entries(client: Redis, backend: RedisCache, token: str) -> list[tuple[str, bytes, bytes]]:
+    """(sid, expiry, meta) of the user's sessions whose data key still exists; entries whose
+    data vanished early (eviction, a manual DEL) are pruned on the way."""
+    keys = user_keys(backend, token)
+    raw = call_user(client, keys, ["list"])
+    entries = [(raw[i].decode(), raw[i + 1], raw[i + 2]) for i in range(0, len(raw), 3)]
+    if not entries:
+        return []
+    pipe = client.pipeline(transaction=False)
+    for sid, _, _ in entries:
+        pipe.exists(data_key(backend, sid))
+    alive = pipe.execute()
+    dead = [sid for (sid, _, _), ok in zip(entries, alive, strict=True) if not ok]
+    if dead:
+        call_user(client, keys, ["revoke", "sids", *dead])
+    return [entry for entry, ok in zip(entries, alive, strict=True) if ok]
+
+
+def list_devices(user: AnyUser, *, request: HttpRequest | None = None) -> list[Device]:
+    """The user's live devices, most recently active first; ``request`` marks the current one."""
+    token = user_token_of(user)
+    if not token:
+        return []
+    current = _current_key(request)
+    backend = session_backend()
+    with redis_io(backend) as client:
+        entries = _live_entries(client, backend, token)
+    devices = [_device(meta, expiry, sid == current) for sid, expiry, meta in entries]
+    found = [device for device in devices if device is not None]
+    return sorted(found, key=lambda device: device.last_activity, reverse=True)
+
+
+def count_devices(user: AnyUser) -> int:
+    token = user_token_of(user)
+    if not token:
+        return 0
+    backend = session_backend()
+    with redis_io(backend) as client:
+        return len(_live_entries(client, backend, token))
+
+
+def _revoke(token: str, argv: list[Any], reason: str) -> list[str]:
+    backend = session_backend()
+    with redis_io(backend) as client:
+        pairs = decode_pairs(call_user(client, user_keys(backend, token), ["revoke", *argv]))
+        unlink_sessions(client, backend, [sid for sid, _ in pairs])
+    for _, device_id in pairs:
+        signals.session_revoked.send(
+            sender=Device, user_token=token, device_id=device_id or None, reason=reason
+        )
+    return [device_id for _, device_id in pairs]
+
+
+def revoke(user: AnyUser, device_id: str, *, reason: str = "user") -> bool:
+    """End one of ``user``'s devices; False if ``device_id`` is not one of *theirs*."""
+    token = user_token_of(user)
+    if not token or not isinstance(device_id, str) or not DEVICE_ID_RE.match(device_id):
+        return False
+    return bool(_revoke(token, ["device", device_id], reason))
+
+
+def revoke_others(request: HttpRequest, *, reason: str = "others") -> int:
+    """End every session of the request's user except the request's own; returns how many."""
+    token = user_token_of(getattr(request, "user", None))
+    current = _current_key(request)
+    if not token:
+        return 0
+    return len(_revoke(token, ["others", current or ""], reason))
+
+
+def revoke_all(user: AnyUser, *, reason: str = "all", keep: str | None = None) -> int:
+    """End every session of ``user`` (except session key ``keep``, for internal callers).
+
+    Each pass atomically empties the index and then UNLINKs the sessions it held; passes repeat
+    while a concurrent login keeps adding (at most ``REVOKE_ALL_PASSES``). A save racing this
+    cannot bring a session back: saves are ``SET XX`` and rotations re-check the index.
+    """
+    token = user_token_of(user)
+    if not token:
+        return 0
+    total = 0
+    for _ in range(REVOKE_ALL_PASSES):
+        removed = _revoke(token, ["others" if keep else "all", keep or ""], reason)
+        total += len(removed)
+        if not removed:
+            break
+    return total
+
+
+def revoke_session(session_key: str, *, reason: str = "admin") -> bool:
+    """End one session by key (admin and internal use; keys never come from users)."""
+    if not is_session_key(session_key):
+        return False
+    from django_rediskit.sessions.backend import SessionStore
+
+    ended = SessionStore().end(session_key)
+    if ended is None:
+        return False
+    signals.session_revoked.send(
+        sender=Device, user_token=ended.uid, device_id=ended.device_id or None, reason=reason
+    )
+    return True
+
+
+def prune_indexes(time_budget: float = PRUNE_TIME_BUDGET) -> int:
+    """Prune every user index with a bounded SCAN; returns how many indexes were visited."""
+    backend = session_backend()
+    pattern = f"{glob_escape(backend.feature_key('users'))}:*:z"
+    deadline = time.monotonic() + time_budget
+    visited = 0
+    with redis_io(backend) as client:
+        for key in client.scan_iter(match=pattern, count=PRUNE_SCAN_COUNT):
+            text = key.decode() if isinstance(key, bytes) else str(key)
+            token = text[text.index("{") + 1 : text.rindex("}")]
+            _live_entries(client, backend, token)
+            visited += 1
+            if time.monotonic() > deadline:
+                break
+    return visited
+
+
+async def alist_devices(user: AnyUser, *, request: HttpRequest | None = None) -> list[Device]:
+    return await sync_to_async(list_devices, thread_sensitive=False)(user, request=request)
+
+
+async def acount_devices(user: AnyUser) -> int:
+    return await sync_to_async(count_devices, thread_sensitive=False)(user)
+
+
+async def arevoke(user: AnyUser, device_id: str, *, reason: str = "user") -> bool:
+    return await sync_to_async(revoke, thread_sensitive=False)(user, device_id, reason=reason)
+
+
+async def arevoke_others(request: HttpRequest, *, reason: str = "others") -> int:
+    return await sync_to_async(revoke_others, thread_sensitive=False)(request, reason=reason)
+
+
+async def arevoke_all(user: AnyUser, *, reason: str = "all", keep: str | None = None) -> int:
+    return await sync_to_async(revoke_all, thread_sensitive=False)(user, reason=reason, keep=keep)

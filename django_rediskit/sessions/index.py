@@ -1,0 +1,178 @@
+"""Redis access shared by the engine and the device API: keys, the outage guard, index calls.
+
+Key layout (``P`` = the alias's KEY_PREFIX; the namespace tokens come from ``conf.NAMESPACES``):
+``P:s:<sid>`` session envelope; ``P:u:{<user>}:z`` ZSET sid -> expiry ms and ``P:u:{<user>}:m``
+HASH sid -> device meta JSON. The two user keys share a hash tag, so the ``session_user`` script
+is atomic on a cluster too; the session keys live in other slots and are only ever touched by
+single-key commands.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, Final
+
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from django_rediskit.connection import backend_for_alias
+from django_rediskit.lua import script, source
+from django_rediskit.sessions.options import get_options
+
+if TYPE_CHECKING:
+    from redis import Redis
+    from redis.client import Pipeline
+
+    from django_rediskit.cache.backend import RedisCache
+
+logger = logging.getLogger("django_rediskit.sessions")
+
+#: Failures that mean "Redis is unreachable", as opposed to a wrong command.
+OUTAGES: Final = (RedisConnectionError, RedisTimeoutError, socket.timeout, ConnectionRefusedError)
+UNLINK_BATCH: Final = 500
+
+# Results of the ``index`` operation of lua/session_user.lua.
+INDEXED, ABSENT, DENIED, ROTATION_REVOKED = 1, 0, -1, -2
+
+
+_outage_lock = threading.Lock()
+_next_outage_log = [0.0]
+OUTAGE_LOG_INTERVAL: Final = 10.0
+
+
+def log_outage(operation: str, exc: BaseException) -> None:
+    """Warn about an outage at most once per interval per process, so it cannot flood logs."""
+    now = time.monotonic()
+    with _outage_lock:
+        if now < _next_outage_log[0]:
+            return
+        _next_outage_log[0] = now + OUTAGE_LOG_INTERVAL
+    logger.warning("Redis unavailable during %s (%s); failing open.", operation, type(exc).__name__)
+
+
+class SessionStoreUnavailable(Exception):
+    """Redis could not be reached to write or delete a session (reads fall back to anonymous)."""
+
+
+def session_backend() -> RedisCache:
+    return backend_for_alias(get_options().cache_alias)
+
+
+def data_key(backend: RedisCache, session_key: str) -> str:
+    return backend.feature_key("sessions", session_key)
+
+
+def user_keys(backend: RedisCache, token: str) -> list[str]:
+    tag = "{" + token + "}"
+    return [backend.feature_key("users", tag, "z"), backend.feature_key("users", tag, "m")]
+
+
+@contextmanager
+def redis_io(backend: RedisCache) -> Iterator[Redis]:
+    """The alias's client under its circuit breaker: a dead Redis costs one connect timeout,
+    then calls fail in microseconds (the breaker raises a ConnectionError subclass) until it
+    recovers. Outages propagate; callers decide between falling back and failing."""
+    breaker = backend.breaker
+    breaker.before_call()
+    try:
+        client: Redis = backend.client.get_client(write=True)
+        yield client
+    except OUTAGES:
+        breaker.record_failure()
+        raise
+    breaker.record_success()
+
+
+def index_args(
+    session_key: str,
+    ttl_ms: int,
+    device_id: str,
+    created_ms: int,
+    client: tuple[str, str] | None,
+    *,
+    cap: int | None = None,
+    policy: str = "",
+    existing_only: bool = False,
+    rotated_from: str | None = None,
+) -> list[Any]:
+    ip, agent = client or ("", "")
+    return [
+        "index",
+        session_key,
+        max(1, ttl_ms),
+        device_id,
+        created_ms,
+        ip,
+        agent,
+        "1" if client else "0",
+        cap or 0,
+        policy,
+        "1" if existing_only else "0",
+        rotated_from or "",
+    ]
+
+
+SCRIPTS: Final = ("session_user", "session_activity")
+#: Connection pools (by id) on whose server the scripts were loaded by this process.
+_scripts_loaded: set[int] = set()
+
+
+def call_user(client: Redis, keys: list[str], argv: Sequence[Any]) -> Any:
+    """Run lua/session_user.lua on one user's keys."""
+    return script("session_user")(keys=keys, args=list(argv), client=client)
+
+
+def queue_script(pipe: Pipeline, name: str, keys: list[str], argv: Sequence[Any]) -> None:
+    """Queue EVALSHA on a pipeline without redis-py's Script registration, which would cost
+    a SCRIPT EXISTS round trip before every pipeline (see ``run_pipeline`` for NOSCRIPT)."""
+    sha: str = script(name).sha  # type: ignore[attr-defined]
+    pipe.evalsha(sha, len(keys), *keys, *argv)
+
+
+def run_pipeline(client: Redis, build: Callable[[Pipeline], None]) -> list[Any]:
+    """Build and run a non-transactional pipeline: one round trip. Scripts are loaded once per
+    pool beforehand; after a SCRIPT FLUSH or a failover (NOSCRIPT) they are loaded again and
+    the pipeline replayed once. Every command put in these pipelines is idempotent, so the
+    replay is safe (only a client-change signal can be missed by it)."""
+    pool = id(client.connection_pool)
+    if pool not in _scripts_loaded:
+        _load_scripts(client)
+        _scripts_loaded.add(pool)
+    for attempt in range(2):
+        pipe = client.pipeline(transaction=False)
+        build(pipe)
+        try:
+            return pipe.execute()
+        except NoScriptError:
+            if attempt:
+                raise
+            _load_scripts(client)
+    raise AssertionError("unreachable")
+
+
+def _load_scripts(client: Redis) -> None:
+    pipe = client.pipeline(transaction=False)
+    for name in SCRIPTS:
+        pipe.script_load(source(name))
+    pipe.execute()
+
+
+def decode_pairs(raw: Iterable[Any]) -> list[tuple[str, str]]:
+    """``[sid, did, sid, did...]`` from the revoke operation as text pairs."""
+    items = [item.decode() if isinstance(item, bytes) else str(item) for item in raw]
+    return list(zip(items[0::2], items[1::2], strict=True))
+
+
+def unlink_sessions(client: Redis, backend: RedisCache, session_keys: Sequence[str]) -> None:
+    """UNLINK session keys in bounded pipelines (each key its own slot on a cluster)."""
+    for start in range(0, len(session_keys), UNLINK_BATCH):
+        pipe = client.pipeline(transaction=False)
+        for key in session_keys[start : start + UNLINK_BATCH]:
+            pipe.unlink(data_key(backend, key))
+        pipe.execute()
