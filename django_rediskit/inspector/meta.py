@@ -18,6 +18,7 @@ from django_rediskit import lua
 
 if TYPE_CHECKING:
     from redis import Redis
+    from redis.client import Pipeline
 
 SCRIPT_NAME = "inspector_meta"
 
@@ -69,18 +70,14 @@ def describe_keys(
     and the pipeline sent once more.
     """
     script = lua.script(SCRIPT_NAME)
-    sha: str = script.sha  # type: ignore[attr-defined]
-    for attempt in (1, 2):
-        pipe = client.pipeline(transaction=False)
+
+    def build(pipe: Pipeline) -> None:
         for key in keys:
-            pipe.evalsha(sha, 1, key)
+            script.queue(pipe, [key])
         if with_dbsize:
             pipe.dbsize()
-        replies = pipe.execute(raise_on_error=False)
-        if attempt == 1 and any(isinstance(reply, NoScriptError) for reply in replies):
-            client.script_load(lua.source(SCRIPT_NAME))
-            continue
-        break
+
+    replies = lua.run_pipeline(client, build, raise_on_error=False)
     for reply in replies:
         if isinstance(reply, NoScriptError) or (
             isinstance(reply, Exception) and not isinstance(reply, ResponseError)

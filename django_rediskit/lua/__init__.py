@@ -1,27 +1,51 @@
-"""Every Lua script of the kit, one file each, registered once per client through redis-py.
+"""Every Lua script of the kit, one file each, and the one way they are sent to Redis.
 
-redis-py's ``Script`` objects send EVALSHA and fall back to EVAL (reloading) on NOSCRIPT, so a
-``SCRIPT FLUSH`` or a failover to a fresh replica costs one extra round trip and no error.
+A script is sent as EVALSHA. If the server does not know it (after ``SCRIPT FLUSH``, a restart
+or a failover), a direct call retries once with EVAL, which also caches it again: one extra round
+trip, no error. redis-py's ``Script`` would send EVALSHA, SCRIPT LOAD and EVALSHA again, and
+inside a pipeline a SCRIPT EXISTS before every execute; hence this small replacement.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
+from collections.abc import Callable, Sequence
 from importlib import resources
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
+
+from redis.exceptions import NoScriptError
 
 if TYPE_CHECKING:
     from redis import Redis
     from redis.client import Pipeline
 
+_by_sha: dict[str, LuaScript] = {}
+#: (connection pool id, sha) pairs this process has loaded, so pipelines skip the NOSCRIPT trip.
+_loaded: set[tuple[int, str]] = set()
 
-class BoundScript(Protocol):
+
+class LuaScript:
+    """One script's text and SHA1, callable on any client."""
+
+    def __init__(self, name: str, text: bytes) -> None:
+        self.name = name
+        self.text = text
+        self.sha = hashlib.sha1(text, usedforsecurity=False).hexdigest()
+
     def __call__(
-        self,
-        keys: list[Any] | None = ...,
-        args: list[Any] | None = ...,
-        client: Redis | Pipeline | None = ...,
-    ) -> Any: ...
+        self, keys: Sequence[Any] = (), args: Sequence[Any] = (), client: Redis | None = None
+    ) -> Any:
+        if client is None:
+            raise TypeError(f"Lua script {self.name!r} needs client=")
+        try:
+            return client.evalsha(self.sha, len(keys), *keys, *args)
+        except NoScriptError:
+            return client.eval(self.text, len(keys), *keys, *args)  # type: ignore[arg-type]
+
+    def queue(self, pipe: Pipeline, keys: Sequence[Any] = (), args: Sequence[Any] = ()) -> None:
+        """Add an EVALSHA to ``pipe``; run such pipelines with :func:`run_pipeline`."""
+        pipe.evalsha(self.sha, len(keys), *keys, *args)
 
 
 @functools.cache
@@ -31,12 +55,49 @@ def source(name: str) -> str:
 
 
 @functools.cache
-def script(name: str) -> BoundScript:
-    """A redis-py Script for ``lua/<name>.lua``; pass ``client=`` on each call.
+def script(name: str, prelude: str | None = None) -> LuaScript:
+    """The script ``lua/<name>.lua``, after ``lua/<prelude>.lua`` when one is named (shared
+    helper functions: Lua scripts cannot import each other)."""
+    text = (source(prelude) if prelude else "") + source(name)
+    lua = LuaScript(name, text.encode())
+    _by_sha[lua.sha] = lua
+    return lua
 
-    Scripts are created unbound (no registering client) and cached per process: the SHA is
-    computed once, and each call runs on whichever client (or pipeline) it is given.
+
+def run_pipeline(
+    client: Redis, build: Callable[[Pipeline], None], *, raise_on_error: bool = True
+) -> list[Any]:
+    """Build and send a non-transactional pipeline that may queue scripts: one round trip.
+
+    Scripts are loaded once per pool first. If the server lost one since (NOSCRIPT), they are
+    loaded again and the whole pipeline is sent once more: only use it for idempotent pipelines
+    (a replay re-runs the commands that did succeed). With ``raise_on_error=False``
+    command errors come back as exception objects in the replies, as in redis-py.
     """
-    from redis.commands.core import Script
+    pool = id(client.connection_pool)
+    for attempt in (1, 2):
+        pipe = client.pipeline(transaction=False)
+        build(pipe)
+        shas = {args[1] for args, _options in pipe.command_stack if args[0] == "EVALSHA"}
+        if attempt == 1:
+            _load(client, pool, {sha for sha in shas if (pool, sha) not in _loaded})
+        replies: list[Any] = pipe.execute(raise_on_error=False)
+        if attempt == 1 and any(isinstance(reply, NoScriptError) for reply in replies):
+            _load(client, pool, shas)  # the server lost them: SCRIPT FLUSH, restart, failover
+            continue
+        break
+    if raise_on_error:
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise reply
+    return replies
 
-    return Script(None, source(name).encode())  # type: ignore[arg-type]
+
+def _load(client: Redis, pool: int, shas: set[str]) -> None:
+    if not shas:
+        return
+    loader = client.pipeline(transaction=False)
+    for sha in shas:
+        loader.script_load(_by_sha[sha].text)
+    loader.execute()
+    _loaded.update((pool, sha) for sha in shas)

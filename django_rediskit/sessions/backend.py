@@ -34,6 +34,7 @@ from django.core import signing
 from django.core.exceptions import ImproperlyConfigured, PermissionDenied
 from django.utils.crypto import get_random_string
 
+from django_rediskit.lua import run_pipeline, script
 from django_rediskit.sessions import signals
 from django_rediskit.sessions.envelope import (
     NO_FINGERPRINT,
@@ -55,9 +56,7 @@ from django_rediskit.sessions.index import (
     decode_pairs,
     index_args,
     log_outage,
-    queue_script,
     redis_io,
-    run_pipeline,
     session_backend,
     unlink_sessions,
     user_keys,
@@ -350,7 +349,7 @@ class SessionStore(SessionBase):
             if previous is not None and previous.uid:
                 # The user key was removed from the data without a flush: leave the index too.
                 keys = user_keys(backend, previous.uid)
-                queue_script(pipe, "session_user", keys, ["revoke", "sids", key])
+                script("session_user").queue(pipe, keys, ["revoke", "sids", key])
 
         if not run_pipeline(client, build)[0]:
             raise CreateError if must_create else UpdateError
@@ -416,7 +415,7 @@ class SessionStore(SessionBase):
         )
 
         def build(pipe: Pipeline) -> None:
-            queue_script(pipe, "session_user", keys, argv)
+            script("session_user").queue(pipe, keys, argv)
             self._set(pipe, backend, key, envelope.dump(), ttl_ms, False)
 
         (status, *_), written = run_pipeline(client, build)
@@ -542,9 +541,9 @@ class SessionStore(SessionBase):
             with redis_io(backend) as client:
 
                 def build(pipe: Pipeline) -> None:
-                    queue_script(pipe, "session_user", keys, argv)
+                    script("session_user").queue(pipe, keys, argv)
                     activity = [f"{now:013d}", client_fp, ttl_ms]
-                    queue_script(pipe, "session_activity", [data_key(backend, key)], activity)
+                    script("session_activity").queue(pipe, [data_key(backend, key)], activity)
 
                 (status, changed, *_), alive = run_pipeline(client, build)
                 if alive and status == ABSENT:

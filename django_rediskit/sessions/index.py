@@ -13,21 +13,19 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Final
 
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from django_rediskit.connection import backend_for_alias
-from django_rediskit.lua import script, source
+from django_rediskit.lua import script
 from django_rediskit.sessions.options import get_options
 
 if TYPE_CHECKING:
     from redis import Redis
-    from redis.client import Pipeline
 
     from django_rediskit.cache.backend import RedisCache
 
@@ -118,49 +116,9 @@ def index_args(
     ]
 
 
-SCRIPTS: Final = ("session_user", "session_activity")
-#: Connection pools (by id) on whose server the scripts were loaded by this process.
-_scripts_loaded: set[int] = set()
-
-
 def call_user(client: Redis, keys: list[str], argv: Sequence[Any]) -> Any:
     """Run lua/session_user.lua on one user's keys."""
     return script("session_user")(keys=keys, args=list(argv), client=client)
-
-
-def queue_script(pipe: Pipeline, name: str, keys: list[str], argv: Sequence[Any]) -> None:
-    """Queue EVALSHA on a pipeline without redis-py's Script registration, which would cost
-    a SCRIPT EXISTS round trip before every pipeline (see ``run_pipeline`` for NOSCRIPT)."""
-    sha: str = script(name).sha  # type: ignore[attr-defined]
-    pipe.evalsha(sha, len(keys), *keys, *argv)
-
-
-def run_pipeline(client: Redis, build: Callable[[Pipeline], None]) -> list[Any]:
-    """Build and run a non-transactional pipeline: one round trip. Scripts are loaded once per
-    pool beforehand; after a SCRIPT FLUSH or a failover (NOSCRIPT) they are loaded again and
-    the pipeline replayed once. Every command put in these pipelines is idempotent, so the
-    replay is safe (only a client-change signal can be missed by it)."""
-    pool = id(client.connection_pool)
-    if pool not in _scripts_loaded:
-        _load_scripts(client)
-        _scripts_loaded.add(pool)
-    for attempt in range(2):
-        pipe = client.pipeline(transaction=False)
-        build(pipe)
-        try:
-            return pipe.execute()
-        except NoScriptError:
-            if attempt:
-                raise
-            _load_scripts(client)
-    raise AssertionError("unreachable")
-
-
-def _load_scripts(client: Redis) -> None:
-    pipe = client.pipeline(transaction=False)
-    for name in SCRIPTS:
-        pipe.script_load(source(name))
-    pipe.execute()
 
 
 def decode_pairs(raw: Iterable[Any]) -> list[tuple[str, str]]:

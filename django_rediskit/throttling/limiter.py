@@ -29,12 +29,12 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 from redis.backoff import NoBackoff
-from redis.exceptions import AuthenticationError, NoScriptError, RedisError
+from redis.exceptions import AuthenticationError, RedisError
 from redis.retry import Retry
 
+from django_rediskit import lua
 from django_rediskit.cache.policy import OUTAGE_ERRORS, CircuitBreaker, CircuitOpen, ThrottledLog
 from django_rediskit.conf import get_section, get_setting
-from django_rediskit.lua import source
 from django_rediskit.throttling.rates import Rate, parse_rates
 from django_rediskit.throttling.signals import throttle_backend_failure
 
@@ -171,29 +171,6 @@ def _build_channel(alias: str) -> _Channel:
     )
 
 
-@dataclass(frozen=True)
-class _Script:
-    text: bytes
-    sha: str
-
-
-@functools.cache
-def _script(name: str) -> _Script:
-    text = (source("throttle_prelude") + source(name)).encode()
-    return _Script(text, hashlib.sha1(text, usedforsecurity=False).hexdigest())
-
-
-def _run(client: Redis, script: _Script, keys: list[str], args: list[Any]) -> Any:
-    """EVALSHA; after a SCRIPT FLUSH, one EVAL (which also caches the script again).
-
-    redis-py's ``Script`` would send EVALSHA, SCRIPT LOAD, EVALSHA: two extra round trips.
-    """
-    try:
-        return client.evalsha(script.sha, len(keys), *keys, *args)
-    except NoScriptError:
-        return client.eval(script.text, len(keys), *keys, *args)  # type: ignore[arg-type]
-
-
 class RateLimiter:
     """Admit or reject requests of an identity against one or several rates, atomically.
 
@@ -304,7 +281,7 @@ class RateLimiter:
         ]
         try:
             channel.breaker.before_call()
-            reply = _run(channel.client, _script(script), keys, args)
+            reply = lua.script(script, prelude="throttle_prelude")(keys, args, channel.client)
             decision = self._parse(reply)
         except _DECISION_ERRORS as exc:
             return self._on_failure(channel, scope, exc)
