@@ -11,7 +11,6 @@ import hashlib
 import logging
 import math
 import random
-import re
 import threading
 import time
 import warnings
@@ -33,6 +32,7 @@ from redis.exceptions import ResponseError
 from redis.lock import Lock
 
 from django_rediskit.cache import tags as tagging
+from django_rediskit.cache.base import MISSING, no_items, no_mapping
 from django_rediskit.cache.clients import RedisKitClient
 from django_rediskit.cache.codec import EXTENSION, MARKER, TagBlock, UndecodableValue
 from django_rediskit.cache.policy import (
@@ -43,14 +43,14 @@ from django_rediskit.cache.policy import (
     is_guarded,
 )
 from django_rediskit.cache.stats import CacheStats
+from django_rediskit.cache.structures import HashAndListCommands
 from django_rediskit.conf import NAMESPACES
 from django_rediskit.lua import script
+from django_rediskit.patterns import glob_escape
 from django_rediskit.pending import pending_tags
 
 logger = logging.getLogger("django_rediskit.cache")
 
-MISSING: Final = object()
-_GLOB_SPECIALS = re.compile(r"([*?\[\]\\])")
 DEFAULT_SCAN_COUNT = 1000
 DEFAULT_DELETE_BATCH = 500
 DEFAULT_STAMPEDE_LOCK_TIMEOUT = 10.0
@@ -97,23 +97,6 @@ KNOWN_OPTIONS: Final = frozenset(
 )
 
 
-def glob_escape(text: str) -> str:
-    """Escape Redis glob metacharacters so ``text`` matches only itself in SCAN MATCH."""
-    return _GLOB_SPECIALS.sub(r"\\\1", text)
-
-
-def _text(data: bytes | str) -> str:
-    return data.decode() if isinstance(data, bytes) else data
-
-
-def _no_mapping(arguments: dict[str, Any]) -> dict[Any, Any]:
-    return {}
-
-
-def _no_items(arguments: dict[str, Any]) -> list[Any]:
-    return []
-
-
 def _failed_keys(arguments: dict[str, Any]) -> list[Any]:
     return list(arguments["data"])
 
@@ -123,7 +106,7 @@ def _computed_default(arguments: dict[str, Any]) -> Any:
     return default() if callable(default) else default
 
 
-class RedisCache(DjangoRedisCache):  # type: ignore[misc]
+class RedisCache(HashAndListCommands, DjangoRedisCache):  # type: ignore[misc]
     """The Django cache contract on Redis, plus django-redis's extras and rediskit's own."""
 
     def __init__(self, server: str, params: dict[str, Any]) -> None:
@@ -517,7 +500,7 @@ class RedisCache(DjangoRedisCache):  # type: ignore[misc]
             full = self.make_and_validate_key(key, version)
         return bool((client or self._write()).unlink(full))
 
-    @guarded(miss=_no_mapping)
+    @guarded(miss=no_mapping)
     def get_many(
         self,
         keys: Iterable[Any],
@@ -805,7 +788,7 @@ class RedisCache(DjangoRedisCache):  # type: ignore[misc]
         for full in scan:
             yield self.client.reverse_key(full.decode() if isinstance(full, bytes) else full)
 
-    @guarded(miss=_no_items)
+    @guarded(miss=no_items)
     def keys(
         self, search: str, version: int | None = None, client: Redis | None = None
     ) -> list[str]:
@@ -825,72 +808,6 @@ class RedisCache(DjangoRedisCache):  # type: ignore[misc]
         if result == -1:
             return None
         return max(result, 0)
-
-    # --- hash commands django-redis lacks --------------------------------------------------------
-
-    @guarded()
-    def hget(self, key: Any, field: str, default: Any = None, version: int | None = None) -> Any:
-        value = self._decoded(self._read().hget(self.make_and_validate_key(key, version), field))
-        return default if value is MISSING else value
-
-    @guarded(miss=_no_mapping)
-    def hgetall(self, key: Any, version: int | None = None) -> dict[str, Any]:
-        raw = self._read().hgetall(self.make_and_validate_key(key, version))
-        decoded = {_text(field): self._decoded(value) for field, value in raw.items()}
-        return {field: value for field, value in decoded.items() if value is not MISSING}
-
-    @guarded(miss=_no_items)
-    def hmget(self, key: Any, fields: Iterable[str], version: int | None = None) -> list[Any]:
-        raw = self._read().hmget(self.make_and_validate_key(key, version), list(fields))
-        return [None if (value := self._decoded(item)) is MISSING else value for item in raw]
-
-    @guarded()
-    def hincrby(self, key: Any, field: str, amount: int = 1, version: int | None = None) -> int:
-        return int(self._write().hincrby(self.make_and_validate_key(key, version), field, amount))
-
-    # --- list commands django-redis lacks --------------------------------------------------------
-
-    @guarded()
-    def lpush(self, key: Any, *values: Any, version: int | None = None) -> int:
-        encoded = [self.client.encode(value) for value in values]
-        return int(self._write().lpush(self.make_and_validate_key(key, version), *encoded))
-
-    @guarded()
-    def rpush(self, key: Any, *values: Any, version: int | None = None) -> int:
-        encoded = [self.client.encode(value) for value in values]
-        return int(self._write().rpush(self.make_and_validate_key(key, version), *encoded))
-
-    @guarded(miss=_no_items)
-    def lrange(self, key: Any, start: int, end: int, version: int | None = None) -> list[Any]:
-        raw = self._read().lrange(self.make_and_validate_key(key, version), start, end)
-        return [value for value in map(self._decoded, raw) if value is not MISSING]
-
-    @guarded(miss=False)
-    def ltrim(self, key: Any, start: int, end: int, version: int | None = None) -> bool:
-        return bool(self._write().ltrim(self.make_and_validate_key(key, version), start, end))
-
-    @guarded(miss=0)
-    def llen(self, key: Any, version: int | None = None) -> int:
-        return int(self._read().llen(self.make_and_validate_key(key, version)))
-
-    @guarded(miss=0)
-    def lrem(self, key: Any, value: Any, count: int = 0, version: int | None = None) -> int:
-        full = self.make_and_validate_key(key, version)
-        return int(self._write().lrem(full, count, self.client.encode(value)))  # type: ignore[arg-type]
-
-    @guarded()
-    def lindex(self, key: Any, index: int, version: int | None = None) -> Any:
-        value = self._decoded(self._read().lindex(self.make_and_validate_key(key, version), index))
-        return None if value is MISSING else value
-
-    @guarded()
-    def brpop(self, key: Any, timeout: float = 0, version: int | None = None) -> Any:
-        """Pop from the tail, waiting up to ``timeout`` seconds (0 waits forever); None if none."""
-        popped = self._write().brpop([self.make_and_validate_key(key, version)], timeout=timeout)
-        if popped is None:
-            return None
-        value = self._decoded(popped[1])
-        return None if value is MISSING else value
 
     # --- async twins (Django 5.2's defaults loop per key; these reuse the bulk commands) ---------
 

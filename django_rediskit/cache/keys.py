@@ -19,8 +19,8 @@ from typing import Any, Final
 
 from django.db.models import Model
 
-from django_rediskit.cache.backend import glob_escape
 from django_rediskit.conf import get_setting
+from django_rediskit.patterns import glob_escape
 
 DEFAULT_MAX_LENGTH: Final = 200
 SEPARATOR: Final = ":"

@@ -20,7 +20,7 @@ from django.utils.crypto import salted_hmac
 from django_rediskit import conf, get_redis
 from django_rediskit.connection import backend_for_alias
 from django_rediskit.inspector.panels import Panel, panel_for
-from django_rediskit.inspector.scan import glob_escape
+from django_rediskit.patterns import glob_escape
 
 if TYPE_CHECKING:
     from django.http import HttpRequest

@@ -26,16 +26,9 @@ if TYPE_CHECKING:
 #: Types SCAN's TYPE option accepts (Redis >= 6.0).
 KEY_TYPES = ("string", "list", "set", "zset", "hash", "stream")
 
-_GLOB_SPECIALS = re.compile(r"([*?\[\]\\])")
-
 
 class BadCursor(ValueError):
     """A cursor that this module did not produce (tampered, or from another node layout)."""
-
-
-def glob_escape(text: str) -> str:
-    """Escape Redis glob metacharacters so ``text`` matches only itself."""
-    return _GLOB_SPECIALS.sub(r"\\\1", text)
 
 
 def has_glob(pattern: str) -> bool:

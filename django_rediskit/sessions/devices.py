@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from asgiref.sync import sync_to_async
 from django.http import HttpRequest
 
-from django_rediskit.cache.backend import glob_escape
+from django_rediskit.patterns import glob_escape
 from django_rediskit.sessions import signals
 from django_rediskit.sessions.envelope import DEVICE_ID_RE, is_session_key, user_token
 from django_rediskit.sessions.index import (

@@ -37,7 +37,7 @@ def _drop_session_keys() -> None:
     them by design)."""
     from django.core.cache import caches
 
-    from django_rediskit.cache.backend import glob_escape
+    from django_rediskit.patterns import glob_escape
 
     backend = caches["default"]
     client = backend.client.get_client(write=True)

@@ -12,7 +12,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from django_rediskit.cache.backend import glob_escape
+from django_rediskit.patterns import glob_escape
 from django_rediskit.sessions import devices
 from django_rediskit.sessions.index import OUTAGES, redis_io, session_backend
 
