@@ -6,7 +6,6 @@ Screenshots go to ``$REDISKIT_ARTIFACTS`` (default ``test-artifacts/``) for CI t
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,41 +13,20 @@ from typing import Any
 import pytest
 import redis
 
+from tests.browser import chromium
 from tests.inspector.conftest import ALL_PERMS, BASE, make_user
 
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
 ARTIFACTS = Path(os.environ.get("REDISKIT_ARTIFACTS", "test-artifacts")) / "inspector"
 XSS = "<script>window.__pwned = 1</script>"
 
 
 @pytest.fixture
 def page(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    if not os.path.exists(CHROMIUM) or shutil.which("redis-server") is None:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"{CHROMIUM} missing: apt-get install chromium")
-        pytest.skip(f"{CHROMIUM} not installed")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    # Playwright's sync API runs an event loop in this thread; the ORM calls made here by the
-    # fixtures are ordinary synchronous ones.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        try:
-            tab = browser.new_page()
-            tab.set_default_timeout(10_000)
-            yield tab
-        finally:
-            browser.close()
+    with chromium(monkeypatch) as browser:
+        tab = browser.new_page()
+        tab.set_default_timeout(10_000)
+        yield tab
 
 
 def _login(page: Any, live_server: Any) -> None:
