@@ -310,6 +310,8 @@ class RedisCache(HashAndListCommands, DjangoRedisCache):  # type: ignore[misc]
                 entries.append(self.client.codec.decode_entry(raw))
             except UndecodableValue:
                 entries.append((MISSING, None))
+        if all(block is None for _value, block in entries):
+            return [value for value, _block in entries]  # untagged: nothing more to check
         pending = pending_tags()
         if pending:
             # Inside a transaction that will invalidate these tags at COMMIT: the writer must
@@ -420,7 +422,7 @@ class RedisCache(HashAndListCommands, DjangoRedisCache):  # type: ignore[misc]
         in the same round trip; without it a tagged entry costs one more round trip.
         """
         full = self.make_and_validate_key(key, version)
-        declared = self._tag_keys(tagging.normalize_tags(tags))
+        declared = self._tag_keys(tagging.normalize_tags(tags)) if tags is not None else {}
         current: list[Any] = []
         if refresh_ttl is None and not self._sliding:
             reader = client or self._read()
@@ -512,7 +514,7 @@ class RedisCache(HashAndListCommands, DjangoRedisCache):  # type: ignore[misc]
         if not by_full:
             return {}
         found: dict[Any, Any] = {}
-        declared = self._tag_keys(tagging.normalize_tags(tags))
+        declared = self._tag_keys(tagging.normalize_tags(tags)) if tags is not None else {}
         raws = tagging.mget(client or self._read(), [*by_full, *declared.values()])
         known = dict(zip(declared, raws[len(by_full) :], strict=True))
         for full, value in zip(by_full, self._checked(raws[: len(by_full)], known), strict=True):
