@@ -258,6 +258,14 @@ def key_detail(admin: ModelAdmin[Any], request: HttpRequest) -> HttpResponse:
             status=404,
         )
     panel = target.panel(key)
+    can_values = has(request, "view_values")
+    value_hidden = viewer.value_hidden(key)
+    if panel is None:
+        panel_rows = []
+    elif can_values and not value_hidden:
+        panel_rows = panel.describe(target, key, meta)
+    else:
+        panel_rows = panel.about()
     context: dict[str, Any] = {
         "title": f"Key {name}"[:120],
         "name": name,
@@ -265,10 +273,10 @@ def key_detail(admin: ModelAdmin[Any], request: HttpRequest) -> HttpResponse:
         "ttl": _ttl_text(meta.ttl_ms),
         "target": target,
         "panel": panel,
-        "panel_rows": panel.describe(target.client, key, meta) if panel else [],
+        "panel_rows": panel_rows,
         "browse_url": _url(admin, "changelist", alias=target.alias),
-        "can_values": has(request, "view_values"),
-        "value_hidden": viewer.value_hidden(key),
+        "can_values": can_values,
+        "value_hidden": value_hidden,
         "read_only": config.read_only,
         "delete_url": _url(admin, "delete", alias=target.alias, k=key_ref(key))
         if has(request, "delete_keys") and not config.read_only
@@ -319,6 +327,13 @@ def _value_context(
         try:
             used, text, header = decoders.render(data, decoder, target.codec)
             context.update({"decoded_as": used, "decoded": text, "header": header})
+            if header is not None and header.tags is not None:
+                check = decoders.check_tags(target.client, header.tags, target.tag_key)
+                context["tag_check"] = check
+                context["tag_rows"] = [
+                    (tag, _url(admin, "key", alias=target.alias, k=key_ref(tag.key.encode())))
+                    for tag in check.tags
+                ]
         except decoders.NotApplicable as exc:
             context.update(
                 {"decoded_as": "text", "decoded": decoders.as_text(data), "decode_error": str(exc)}
@@ -348,7 +363,7 @@ def delete_key(admin: ModelAdmin[Any], request: HttpRequest) -> HttpResponse:
     panel = target.panel(key)
     label = panel.delete_label if panel else "Delete"
     if request.method == "POST" and request.POST.get("confirm") == "yes":
-        removed = panel.delete(target.client, key) if panel else int(target.client.unlink(key))
+        removed = panel.delete(target, key) if panel else int(target.client.unlink(key))
         _log(request, target, viewer, name, DELETION, {"action": label, "removed": removed})
         messages.success(request, f"{label}: {name} ({removed} key removed).")
         return HttpResponseRedirect(_url(admin, "changelist", alias=target.alias))
