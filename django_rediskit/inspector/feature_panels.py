@@ -140,12 +140,36 @@ class DeviceIndexPanel(Panel):
         return rows
 
 
+class ThrottlePanel(Panel):
+    """A rate-limit window: its scope and window length, read from the key's layout
+    (``{<scope>:<identity digest>}:<algorithm>:<window s>``). The identity is a keyed hash, so
+    the inspector's throttle page, which takes the identity, reads the window with
+    ``RateLimiter.peek``; resetting stays an UNLINK of this one window."""
+
+    def describe(self, space: KeySpace, key: bytes, meta: KeyMeta) -> list[tuple[str, str]]:
+        rows = self.about()
+        rest = _suffix(space, key, "throttle")
+        if rest is None or not rest.startswith("{") or "}:" not in rest:
+            return rows
+        tag, _, tail = rest[1:].partition("}:")
+        scope, _, digest = tag.rpartition(":")
+        letter, _, window = tail.partition(":")
+        return [
+            *rows,
+            ("Scope", scope),
+            ("Identity (keyed hash)", digest),
+            ("Algorithm letter", letter),
+            ("Window", f"{window} s"),
+        ]
+
+
 def install() -> None:
     """Replace the generic panels of these namespaces, keeping their titles and flags."""
     for namespace, cls in (
         ("tags", TagPanel),
         ("sessions", SessionPanel),
         ("users", DeviceIndexPanel),
+        ("throttle", ThrottlePanel),
     ):
         generic = panel_for(namespace)
         if generic is not None and type(generic) is Panel:
