@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 
 #: Devices listed on a device-index key page at most (the API returns them all).
 MAX_DEVICES_SHOWN = 20
+#: Above this many index entries the devices are not read: ``list_devices`` checks every one.
+MAX_INDEX_READ = 500
 
 
 def _suffix(space: KeySpace, key: bytes, namespace: str) -> str | None:
@@ -115,6 +117,8 @@ class DeviceIndexPanel(Panel):
         if rest is None or not rest.startswith("{") or "}" not in rest:
             return rows
         token = rest[1 : rest.index("}")]
+        if meta.length > MAX_INDEX_READ:
+            return [*rows, ("Devices", f"{meta.length} index entries: too many to read here")]
         if token.startswith("~"):
             return [*rows, ("User", "(a non-plain primary key, stored hashed)")]
         model = get_user_model()

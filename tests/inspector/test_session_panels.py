@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -185,3 +186,5 @@ def test_device_index_panel_lists_devices_escaped_and_only_when_sensitive(
     meta = page.context["meta"]
     assert dict(panel.describe(target, b"app:u:{abc}:z", meta))["User"].startswith("no user")
     assert "User" not in dict(panel.describe(target, b"app:u:nobrace", meta))
+    huge = replace(meta, length=feature_panels.MAX_INDEX_READ + 1)
+    assert "too many" in dict(panel.describe(target, key, huge))["Devices"]
