@@ -15,6 +15,10 @@ class RedisKitConfig(AppConfig):
 
         connect_registered()
 
+        from django_rediskit.inspector import feature_panels
+
+        feature_panels.install()
+
         if apps.is_installed("django.contrib.auth"):
             from django_rediskit.sessions import receivers as sessions_receivers
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import fnmatch
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -83,6 +84,8 @@ class Target:
     client: Redis
     nodes: list[Redis]
     codec: Codec | None
+    #: The alias's ``RedisCache.tag_key``: where a tag's version lives.
+    tag_key: Callable[[str], str]
 
     @classmethod
     def for_alias(cls, alias: str, config: InspectorConfig) -> Target:
@@ -90,7 +93,14 @@ class Target:
             raise BadKeyReference(f"alias {alias[:40]!r} is not offered by the inspector")
         backend = backend_for_alias(alias)
         client = get_redis(alias)
-        return cls(alias, backend.key_prefix, client, _nodes(client), backend.client.codec)
+        return cls(
+            alias,
+            backend.key_prefix,
+            client,
+            _nodes(client),
+            backend.client.codec,
+            backend.tag_key,
+        )
 
     def namespace_of(self, key: bytes) -> str | None:
         """The ``conf.NAMESPACES`` name a key of this alias belongs to, if any."""

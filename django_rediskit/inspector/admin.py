@@ -41,6 +41,7 @@ class RedisKeyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             ("key/ttl/", views.set_ttl, "ttl"),
             ("bulk-delete/", views.bulk_delete, "bulk"),
             ("stats/", views.stats, "stats"),
+            ("throttle/", views.throttle, "throttle"),
         )
         return [
             path(

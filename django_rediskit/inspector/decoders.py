@@ -3,9 +3,11 @@
 * text: UTF-8 with undecodable bytes shown as ``\\xNN`` escapes;
 * hex: an offset / hex / ASCII dump;
 * json: pretty-printed if the bytes parse as JSON;
-* header: our value header (serializer, compression, signature, extension block), the signature
-  checked with the alias's own signer, the payload decompressed with a size cap (no zip bombs)
-  and shown as JSON / msgpack data, or as a pickle disassembly;
+* header: our value header (serializer, compression, signature, tag block), the signature
+  checked with the alias's own signer, the tag block read with the codec's own bounds-checked
+  ``TagBlock.unpack``, the payload decompressed with a size cap (no zip bombs) and shown as
+  JSON / msgpack data, or as a pickle disassembly. ``check_tags`` then says whether each tag is
+  still valid, with the cache's own ``tags.is_current`` over one MGET of the version keys;
 * pickle: ``pickletools`` disassembly of the opcodes. ``pickle.loads`` is never called here, so
   a forged value written by anyone with Redis access is read, not executed.
 
@@ -23,9 +25,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from django_rediskit.cache import codec as codecs
+from django_rediskit.cache import tags as tagging
 
 if TYPE_CHECKING:
-    from django_rediskit.cache.codec import Codec
+    from redis import Redis
+
+    from django_rediskit.cache.codec import Codec, TagBlock
 
 DECODERS = ("auto", "text", "hex", "json", "header", "pickle")
 #: Decoded payloads larger than this are cut off (compression bombs stop here).
@@ -108,9 +113,37 @@ _DECOMPRESSORS: dict[int, tuple[str, Callable[[bytes], bytes]]] = {
 _SERIALIZER_NAMES = {cls.format_id: cls.name for cls in set(codecs.SERIALIZERS.values())}
 
 
+@dataclass(frozen=True)
+class TagState:
+    """One tag of an entry: ``present`` is whether its version key exists now (a missing key
+    means the tag was invalidated or its version expired: the entry is stale)."""
+
+    name: str
+    key: str
+    present: bool
+
+
+@dataclass(frozen=True)
+class TagCheck:
+    """Whether a tagged entry would still be served, judged as the cache judges it."""
+
+    tags: list[TagState]
+    current: bool
+
+    @property
+    def summary(self) -> str:
+        if self.current:
+            return "current: every tag version matches, the cache serves this entry"
+        missing = [tag.name for tag in self.tags if not tag.present]
+        if missing:
+            return f"stale: {len(missing)} tag(s) invalidated or expired; a read is a miss"
+        return "stale: a tag was invalidated and re-created since the entry was written"
+
+
 @dataclass
 class HeaderView:
-    """Our value header, taken apart. ``signature_valid`` is None for an unsigned value."""
+    """Our value header, taken apart. ``signature_valid`` is None for an unsigned value;
+    ``tags`` is the entry's tag block when the extension bit is set and the block parses."""
 
     serializer: str
     compressor: str | None
@@ -119,10 +152,17 @@ class HeaderView:
     extension: bool
     body: str
     notes: list[str] = field(default_factory=list)
+    tags: TagBlock | None = None
 
 
 def read_header(data: bytes, codec: Codec | None) -> HeaderView:
-    """Take a value written by our cache backend apart without trusting any of it."""
+    """Take a value written by our cache backend apart without trusting any of it.
+
+    ``Codec.decode_entry`` cannot be reused whole: it refuses what fails to verify (the
+    inspector must still show it) and unpickles what verifies (the inspector never does). The
+    pieces it shares with the codec are the codec's own: the bit constants, the signer, the
+    serializer registry and ``TagBlock.unpack``.
+    """
     if not data:
         raise NotApplicable("empty value")
     header = data[0]
@@ -134,43 +174,61 @@ def read_header(data: bytes, codec: Codec | None) -> HeaderView:
     format_id = header >> 4 & 0x07
     if format_id == 0:
         raise NotApplicable("no rediskit header (serializer id 0: a bare pickle?)")
-    serializer = _SERIALIZER_NAMES.get(format_id, f"unknown serializer #{format_id}")
-    compressor_id = header >> 2 & 0x03
-    signed = bool(header & codecs.SIGNED)
-    extension = bool(header & codecs.EXTENSION)
-    notes: list[str] = []
-    if signed:
-        signature = data[1 : 1 + codecs.SIGNATURE_SIZE]
-        payload = data[1 + codecs.SIGNATURE_SIZE :]
+    view = HeaderView(
+        serializer=_SERIALIZER_NAMES.get(format_id, f"unknown serializer #{format_id}"),
+        compressor=None,
+        signed=bool(header & codecs.SIGNED),
+        signature_valid=None,
+        extension=bool(header & codecs.EXTENSION),
+        body="",
+    )
+    payload = data[1:]
+    if view.signed:
+        signature, payload = data[1 : 1 + codecs.SIGNATURE_SIZE], data[1 + codecs.SIGNATURE_SIZE :]
         if codec is None or codec.signer is None:
-            valid: bool | None = False
-            notes.append("this alias does not sign values, so the signature cannot be checked")
+            view.signature_valid = False
+            view.notes.append("this alias does not sign values, so the signature cannot be checked")
         else:
-            valid = codec.signer.verify(signature, data[:1], memoryview(payload))
-    else:
-        valid = None
-        payload = data[1:]
-    if extension:
-        # Reserved by the codec for tag metadata; shown raw until the tag feature's panel reads it.
-        notes.append("extension block present (tag metadata); shown with the payload")
-    compressor = None
+            view.signature_valid = len(data) > codecs.SIGNATURE_SIZE and codec.signer.verify(
+                signature, data[:1], memoryview(payload)
+            )
+    if view.extension:
+        try:
+            view.tags, start = codecs.TagBlock.unpack(payload, 0)
+        except codecs.UndecodableValue as exc:
+            view.notes.append(f"tag block unreadable ({exc}); shown raw")
+            view.body = as_hex(payload)
+            return view
+        payload = payload[start:]
+    compressor_id = header >> 2 & 0x03
     if compressor_id:
         name, decompress = _DECOMPRESSORS.get(compressor_id, (f"#{compressor_id}", None))
-        compressor = name
+        view.compressor = name
         if decompress is None:
-            return HeaderView(serializer, compressor, signed, valid, extension, as_hex(payload))
+            view.body = as_hex(payload)
+            return view
         try:
             payload = decompress(payload)
         except Exception as exc:
-            notes.append(f"decompression failed: {exc}")
-            return HeaderView(
-                serializer, compressor, signed, valid, extension, as_hex(payload), notes
-            )
+            view.notes.append(f"decompression failed: {exc}")
+            view.body = as_hex(payload)
+            return view
         if len(payload) >= MAX_DECODED:
-            notes.append(f"payload cut at {MAX_DECODED} bytes")
-    return HeaderView(
-        serializer, compressor, signed, valid, extension, _payload_body(format_id, payload), notes
-    )
+            view.notes.append(f"payload cut at {MAX_DECODED} bytes")
+    view.body = _payload_body(format_id, payload)
+    return view
+
+
+def check_tags(client: Redis, block: TagBlock, key_for: Callable[[str], str]) -> TagCheck:
+    """Read the block's tag versions (one MGET, split per slot on a cluster; the block's count
+    byte bounds it to ``MAX_TAGS_PER_VALUE`` keys) and judge them with the cache's own
+    ``tags.is_current``. ``key_for`` is the alias's ``RedisCache.tag_key``.
+    """
+    keys = {name: key_for(name) for name in block.names}
+    versions = tagging.mget(client, list(keys.values())) if keys else []
+    current = dict(zip(keys, versions, strict=True))
+    states = [TagState(name, key, current[name] is not None) for name, key in keys.items()]
+    return TagCheck(states, tagging.is_current(block, current))
 
 
 def _payload_body(format_id: int, payload: bytes) -> str:

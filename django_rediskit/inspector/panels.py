@@ -4,19 +4,33 @@ A panel belongs to one namespace token of ``conf.NAMESPACES`` (``tv`` for tags, 
 sessions...). It adds rows to the key page, says whether names and values are secrets, and owns
 the key page's destructive action, so a feature can make "delete" mean "invalidate this tag" or
 "revoke this session through the sessions API". The generic panels below know only the key
-layouts of DESIGN.md; a feature replaces its namespace's panel with ``register_panel`` (from its
-``AppConfig.ready``) to add what only its API knows.
+layouts of DESIGN.md; ``feature_panels`` replaces them (from ``AppConfig.ready``) with panels
+that go through the tags / sessions / throttle features' public APIs. A panel gets the key's
+``KeySpace`` (alias, prefix, client), so it can reach the right alias's API.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from redis import Redis
 
     from django_rediskit.inspector.meta import KeyMeta
+
+
+class KeySpace(Protocol):
+    """Where a key lives: the inspector's ``access.Target`` is one."""
+
+    @property
+    def alias(self) -> str: ...
+
+    @property
+    def prefix(self) -> str: ...
+
+    @property
+    def client(self) -> Redis: ...
 
 
 @dataclass(frozen=True)
@@ -32,13 +46,18 @@ class Panel:
     sensitive_values: bool = False
     delete_label: str = "Delete"
 
-    def describe(self, client: Redis, key: bytes, meta: KeyMeta) -> list[tuple[str, str]]:
-        """Extra ``(label, text)`` rows for the key page; one bounded read at most."""
+    def about(self) -> list[tuple[str, str]]:
+        """Rows that need no read and show nothing sensitive: shown to every key viewer."""
         return [("Namespace", self.title), ("Meaning", self.help)] if self.help else []
 
-    def delete(self, client: Redis, key: bytes) -> int:
+    def describe(self, space: KeySpace, key: bytes, meta: KeyMeta) -> list[tuple[str, str]]:
+        """Extra ``(label, text)`` rows for the key page, shown only to users who may see the
+        value (they may hold what the value holds); one bounded read at most."""
+        return self.about()
+
+    def delete(self, space: KeySpace, key: bytes) -> int:
         """Carry out the key page's destructive action; returns how many keys went."""
-        return int(client.unlink(key))
+        return int(space.client.unlink(key))
 
 
 _GENERIC = (

@@ -16,11 +16,12 @@ from typing import TYPE_CHECKING, Any
 from django.contrib import messages
 from django.contrib.admin.models import CHANGE, DELETION, LogEntry
 from django.contrib.contenttypes.models import ContentType
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import ImproperlyConfigured, PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.http import urlencode
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from django_rediskit.inspector import config as inspector_config
@@ -224,6 +225,8 @@ def browse(admin: ModelAdmin[Any], request: HttpRequest) -> HttpResponse:
             else None,
             "first_url": _url(admin, "changelist", **params),
             "can_stats": has(request, "view_stats"),
+            "can_throttle": has(request, "view_values"),
+            "throttle_url": _url(admin, "throttle", alias=target.alias),
             "can_bulk": has(request, "delete_keys") and not config.read_only,
             "stats_url": _url(admin, "stats", alias=target.alias),
             "bulk_url": _url(admin, "bulk", alias=target.alias),
@@ -258,6 +261,14 @@ def key_detail(admin: ModelAdmin[Any], request: HttpRequest) -> HttpResponse:
             status=404,
         )
     panel = target.panel(key)
+    can_values = has(request, "view_values")
+    value_hidden = viewer.value_hidden(key)
+    if panel is None:
+        panel_rows = []
+    elif can_values and not value_hidden:
+        panel_rows = panel.describe(target, key, meta)
+    else:
+        panel_rows = panel.about()
     context: dict[str, Any] = {
         "title": f"Key {name}"[:120],
         "name": name,
@@ -265,10 +276,10 @@ def key_detail(admin: ModelAdmin[Any], request: HttpRequest) -> HttpResponse:
         "ttl": _ttl_text(meta.ttl_ms),
         "target": target,
         "panel": panel,
-        "panel_rows": panel.describe(target.client, key, meta) if panel else [],
+        "panel_rows": panel_rows,
         "browse_url": _url(admin, "changelist", alias=target.alias),
-        "can_values": has(request, "view_values"),
-        "value_hidden": viewer.value_hidden(key),
+        "can_values": can_values,
+        "value_hidden": value_hidden,
         "read_only": config.read_only,
         "delete_url": _url(admin, "delete", alias=target.alias, k=key_ref(key))
         if has(request, "delete_keys") and not config.read_only
@@ -319,6 +330,13 @@ def _value_context(
         try:
             used, text, header = decoders.render(data, decoder, target.codec)
             context.update({"decoded_as": used, "decoded": text, "header": header})
+            if header is not None and header.tags is not None:
+                check = decoders.check_tags(target.client, header.tags, target.tag_key)
+                context["tag_check"] = check
+                context["tag_rows"] = [
+                    (tag, _url(admin, "key", alias=target.alias, k=key_ref(tag.key.encode())))
+                    for tag in check.tags
+                ]
         except decoders.NotApplicable as exc:
             context.update(
                 {"decoded_as": "text", "decoded": decoders.as_text(data), "decode_error": str(exc)}
@@ -348,7 +366,7 @@ def delete_key(admin: ModelAdmin[Any], request: HttpRequest) -> HttpResponse:
     panel = target.panel(key)
     label = panel.delete_label if panel else "Delete"
     if request.method == "POST" and request.POST.get("confirm") == "yes":
-        removed = panel.delete(target.client, key) if panel else int(target.client.unlink(key))
+        removed = panel.delete(target, key) if panel else int(target.client.unlink(key))
         _log(request, target, viewer, name, DELETION, {"action": label, "removed": removed})
         messages.success(request, f"{label}: {name} ({removed} key removed).")
         return HttpResponseRedirect(_url(admin, "changelist", alias=target.alias))
@@ -507,6 +525,56 @@ def _bulk_budget(config: InspectorConfig) -> Budget:
         max_calls=config.budget.max_calls,
         max_ms=config.budget.max_ms,
     )
+
+
+# --- throttle windows ---------------------------------------------------------------------------
+
+THROTTLE_ALGORITHMS = ("exact", "approx", "gcra", "fixed")
+MAX_THROTTLE_FIELD = 200
+
+
+@inspector_view
+def throttle(admin: ModelAdmin[Any], request: HttpRequest) -> HttpResponse:
+    """One identity's windows, read with ``RateLimiter.peek`` (nothing is consumed).
+
+    A throttle key names its identity by a keyed hash, so the key page cannot say whose window
+    it is; an operator who knows the identity (an IP, a user id) looks it up here instead.
+    """
+    require(request, "view_keys")
+    require(request, "view_values")
+    _, target, _ = _context(request)
+    fields = {
+        name: request.GET.get(name, "").strip()[:MAX_THROTTLE_FIELD]
+        for name in ("scope", "ident", "rates", "algorithm")
+    }
+    context: dict[str, Any] = {
+        "title": f"Throttle window — {target.alias}",
+        "target": target,
+        "fields": fields,
+        "algorithms": THROTTLE_ALGORITHMS,
+        "browse_url": _url(admin, "changelist", alias=target.alias),
+    }
+    if fields["scope"] and fields["ident"] and fields["rates"]:
+        from django_rediskit.throttling import RateLimiter
+
+        if fields["algorithm"] not in ("", *THROTTLE_ALGORITHMS):
+            raise ValueError(f"unknown algorithm {fields['algorithm'][:20]!r}")
+        try:
+            limiter = RateLimiter(
+                fields["rates"], algorithm=fields["algorithm"] or None, alias=target.alias
+            )
+        except ImproperlyConfigured as exc:
+            raise ValueError(str(exc)) from None
+        keys = limiter.keys(fields["scope"], fields["ident"])
+        decision = limiter.peek(fields["scope"], fields["ident"])
+        if decision.degraded:
+            raise RedisConnectionError("the throttle could not read its window from Redis")
+        context["decision"] = decision
+        context["windows"] = [
+            (status, key, _url(admin, "key", alias=target.alias, k=key_ref(key.encode())))
+            for status, key in zip(decision.statuses, keys, strict=True)
+        ]
+    return _page(admin, request, "throttle.html", context)
 
 
 # --- stats ---------------------------------------------------------------------------------------

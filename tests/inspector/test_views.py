@@ -306,12 +306,12 @@ def test_a_feature_panel_takes_over_the_delete_action(
     revoked: list[bytes] = []
 
     class SessionPanel(panels.Panel):
-        def describe(self, client: Any, key: bytes, meta: Any) -> list[tuple[str, str]]:
+        def describe(self, space: Any, key: bytes, meta: Any) -> list[tuple[str, str]]:
             return [("Owner", "user 7")]
 
-        def delete(self, client: Any, key: bytes) -> int:
-            revoked.append(key)  # the sessions API would also clean the device index
-            return int(client.unlink(key))
+        def delete(self, space: Any, key: bytes) -> int:
+            revoked.append(key)
+            return int(space.client.unlink(key))
 
     generic = panels.panel_for("sessions")
     assert generic is not None
