@@ -110,6 +110,7 @@ def test_eviction_policy_warnings(private_redis: RedisServer, policy: str, warne
     assert report["server"]["maxmemory_policy"] == policy
     assert bool(report["server"]["warnings"]) is warned
     assert ("WARNING: maxmemory-policy" in text) is warned
+    assert f"maxmemory 64.00M, policy {policy}" in text
 
 
 def test_no_maxmemory_is_a_warning() -> None:

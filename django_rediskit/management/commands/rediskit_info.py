@@ -29,6 +29,7 @@ INFO_FIELDS = {
     "used_memory": "used_memory",
     "used_memory_human": "used_memory_human",
     "maxmemory": "maxmemory",
+    "maxmemory_human": "maxmemory_human",
     "maxmemory_policy": "maxmemory_policy",
     "connected_clients": "connected_clients",
     "ops_per_second": "instantaneous_ops_per_sec",
@@ -150,7 +151,7 @@ def render(report: dict[str, Any]) -> list[str]:
     if "info_error" in server:
         lines.append(f"  server         INFO refused: {server['info_error']}")
     else:
-        limit = server["maxmemory"] or "no limit"
+        limit = server["maxmemory_human"] if server["maxmemory"] else "no limit"
         lines += [
             f"  server         Redis {server['version']} ({server['mode']}), "
             f"up {server['uptime_seconds']} s",
