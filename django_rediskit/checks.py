@@ -8,24 +8,9 @@ from typing import Any
 from django.conf import settings
 from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
-from django.utils.module_loading import import_string
 
 from django_rediskit import conf
-
-BACKEND_PATH = "django_rediskit.cache.RedisCache"
-
-
-def _is_ours(cache_conf: dict[str, Any]) -> bool:
-    backend = cache_conf.get("BACKEND", "")
-    if backend in (BACKEND_PATH, "django_rediskit.cache.backend.RedisCache"):
-        return True
-    try:
-        from django_rediskit.cache.backend import RedisCache
-
-        cls = import_string(backend)
-        return isinstance(cls, type) and issubclass(cls, RedisCache)
-    except ImportError:
-        return False
+from django_rediskit.connection import BACKEND_PATH, uses_rediskit
 
 
 @checks.register(checks.Tags.caches)
@@ -37,7 +22,7 @@ def check_cache_options(**kwargs: Any) -> list[checks.CheckMessage]:
 
     messages: list[checks.CheckMessage] = []
     for alias, cache_conf in getattr(settings, "CACHES", {}).items():
-        if not _is_ours(cache_conf):
+        if not uses_rediskit(cache_conf):
             continue
         options = cache_conf.get("OPTIONS", {})
         for name in sorted(set(options) - KNOWN_OPTIONS):
@@ -97,7 +82,7 @@ def check_feature_alias(**kwargs: Any) -> list[checks.CheckMessage]:
                 id="django_rediskit.E004",
             )
         )
-    elif not _is_ours(cache_conf):
+    elif not uses_rediskit(cache_conf):
         messages.append(
             checks.Error(
                 f"CACHES[{alias!r}] uses {cache_conf.get('BACKEND')!r}; the features of "

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
     from django_rediskit.cache.backend import RedisCache
 
+BACKEND_PATH = "django_rediskit.cache.RedisCache"
 SUPPORTED_SCHEMES = frozenset({"redis", "rediss", "unix"})
 
 #: Defaults that django-redis leaves unset (so a dead server can hang a request forever).
@@ -108,3 +109,26 @@ def backend_for_alias(alias: str) -> RedisCache:
             "django-rediskit features need django_rediskit.cache.RedisCache."
         )
     return backend
+
+
+def uses_rediskit(cache_conf: dict[str, Any]) -> bool:
+    """Whether a ``CACHES`` entry uses our backend (or a subclass of it)."""
+    from django.utils.module_loading import import_string
+
+    backend = cache_conf.get("BACKEND", "")
+    if backend in (BACKEND_PATH, "django_rediskit.cache.backend.RedisCache"):
+        return True
+    try:
+        from django_rediskit.cache.backend import RedisCache
+
+        cls = import_string(backend)
+    except ImportError:
+        return False
+    return isinstance(cls, type) and issubclass(cls, RedisCache)
+
+
+def rediskit_aliases() -> list[str]:
+    """The ``CACHES`` aliases that use our backend, in settings order."""
+    from django.conf import settings
+
+    return [alias for alias, conf in settings.CACHES.items() if uses_rediskit(conf)]

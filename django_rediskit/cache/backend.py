@@ -293,23 +293,24 @@ class RedisCache(HashAndListCommands, DjangoRedisCache):  # type: ignore[misc]
             ms -= random.randint(0, int(ms * self._jitter))  # noqa: S311 (spread, not secrecy)
         return data, ms
 
+    def _entry_of(self, raw: Any) -> tuple[Any, TagBlock | None]:
+        """The value stored in ``raw`` (MISSING if absent or untrustworthy) and its tag block."""
+        if raw is None:
+            return MISSING, None
+        if isinstance(raw, (int, str)):  # RESP3 ints, decode_responses clients
+            raw = str(raw).encode()
+        try:
+            return self.client.codec.decode_entry(raw)
+        except UndecodableValue:
+            return MISSING, None
+
     def _checked(self, raws: list[Any], known: dict[str, bytes | None]) -> list[Any]:
         """Decode entries; a tagged one is MISSING unless its captured versions are current.
 
         ``known`` holds versions read in the same round trip as the entries (declared tags);
         tags an entry names beyond those are fetched in one more round trip for all entries.
         """
-        entries: list[tuple[Any, TagBlock | None]] = []
-        for raw in raws:
-            if raw is None:
-                entries.append((MISSING, None))
-                continue
-            if isinstance(raw, (int, str)):  # RESP3 ints, decode_responses clients
-                raw = str(raw).encode()
-            try:
-                entries.append(self.client.codec.decode_entry(raw))
-            except UndecodableValue:
-                entries.append((MISSING, None))
+        entries = [self._entry_of(raw) for raw in raws]
         if all(block is None for _value, block in entries):
             return [value for value, _block in entries]  # untagged: nothing more to check
         pending = pending_tags()
@@ -422,7 +423,18 @@ class RedisCache(HashAndListCommands, DjangoRedisCache):  # type: ignore[misc]
         in the same round trip; without it a tagged entry costs one more round trip.
         """
         full = self.make_and_validate_key(key, version)
-        declared = self._tag_keys(tagging.normalize_tags(tags)) if tags is not None else {}
+        if not tags and refresh_ttl is None and not self._sliding:
+            # The common case: one GET, and tag checks only if the entry turns out tagged.
+            raw = (client or self._read()).get(full)
+            value, block = self._entry_of(raw)
+            if block is not None:
+                value = self._checked([raw], {})[0]
+            if value is MISSING:
+                self._stats.misses += 1
+                return default
+            self._stats.hits += 1
+            return value
+        declared = self._tag_keys(tagging.normalize_tags(tags)) if tags else {}
         current: list[Any] = []
         if refresh_ttl is None and not self._sliding:
             reader = client or self._read()
@@ -514,7 +526,7 @@ class RedisCache(HashAndListCommands, DjangoRedisCache):  # type: ignore[misc]
         if not by_full:
             return {}
         found: dict[Any, Any] = {}
-        declared = self._tag_keys(tagging.normalize_tags(tags)) if tags is not None else {}
+        declared = self._tag_keys(tagging.normalize_tags(tags)) if tags else {}
         raws = tagging.mget(client or self._read(), [*by_full, *declared.values()])
         known = dict(zip(declared, raws[len(by_full) :], strict=True))
         for full, value in zip(by_full, self._checked(raws[: len(by_full)], known), strict=True):
@@ -729,9 +741,12 @@ class RedisCache(HashAndListCommands, DjangoRedisCache):  # type: ignore[misc]
         pattern = self.key_func("*", glob_escape(self.key_prefix), "[0-9-]*")
         self._unlink_matching(pattern)
 
-    @guarded()
     def close(self, **kwargs: Any) -> None:
-        """Pools live for the process; disconnect only with ``CLOSE_CONNECTION`` (django-redis)."""
+        """Pools live for the process; disconnect only with ``CLOSE_CONNECTION`` (django-redis).
+
+        Not under the failure policy: Django calls it at the end of every request, it sends
+        nothing to Redis, and an open circuit breaker must not turn that into an error.
+        """
         if self._close_connection and self._client is not None:
             self.client.close()
 

@@ -11,7 +11,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 @checks.register(checks.Tags.admin)
 def check_inspector_settings(**kwargs: Any) -> list[checks.CheckMessage]:
-    from django_rediskit.checks import _is_ours
+    from django_rediskit.connection import uses_rediskit
     from django_rediskit.inspector import config
 
     try:
@@ -22,7 +22,7 @@ def check_inspector_settings(**kwargs: Any) -> list[checks.CheckMessage]:
     missing = [
         alias
         for alias in loaded.aliases
-        if alias not in settings.CACHES or not _is_ours(settings.CACHES[alias])
+        if alias not in settings.CACHES or not uses_rediskit(settings.CACHES[alias])
     ]
     if missing:
         return [

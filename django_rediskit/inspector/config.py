@@ -45,9 +45,9 @@ class InspectorConfig:
 
 
 def _our_aliases() -> list[str]:
-    from django_rediskit.checks import _is_ours
+    from django_rediskit.connection import rediskit_aliases
 
-    return [alias for alias, conf_ in settings.CACHES.items() if _is_ours(conf_)]
+    return rediskit_aliases()
 
 
 def load() -> InspectorConfig:

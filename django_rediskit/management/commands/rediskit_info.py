@@ -18,8 +18,11 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from django_rediskit.checks import _is_ours
-from django_rediskit.connection import backend_for_alias, redact_url
+from django_rediskit.connection import (
+    backend_for_alias,
+    redact_url,
+    rediskit_aliases,
+)
 
 #: INFO fields shown as they are, under the names used in the report.
 INFO_FIELDS = {
@@ -190,7 +193,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, aliases: list[str] | None, as_json: bool, **options: Any) -> None:
         if not aliases:
-            aliases = [name for name, conf in settings.CACHES.items() if _is_ours(conf)]
+            aliases = rediskit_aliases()
             if not aliases:
                 raise CommandError(
                     "No CACHES alias uses django_rediskit.cache.RedisCache; nothing to report."
