@@ -259,6 +259,8 @@ class RedisCache(HashAndListCommands, DjangoRedisCache):  # type: ignore[misc]
 
     def _tag_block(self, tags: Any, versions: Mapping[str, bytes] | None) -> TagBlock | None:
         """The header block for a tagged write; ensures versions (one round trip) if none given."""
+        if tags is None and versions is None:
+            return None  # an untagged write, the hot path
         names = tagging.normalize_tags(tags)
         if versions is None:
             if not names:
