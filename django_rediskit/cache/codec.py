@@ -257,8 +257,15 @@ def _import(path: str, option: str) -> Any:
 # --- signing -------------------------------------------------------------------------------------
 
 
+#: Signed payloads this long or longer use HMAC-SHA256 (truncated to 16 bytes) instead of keyed
+#: BLAKE2b: with the CPU's SHA extensions it is about twice as fast on large values, while
+#: BLAKE2b is three times faster on small ones. Both sides know the length, so no header bit
+#: is needed to say which was used.
+SHA256_FROM = 1024
+
+
 class Signer:
-    """Keyed BLAKE2b tags, with every fallback secret accepted when verifying.
+    """Keyed tags over header and payload, with every fallback secret accepted when verifying.
 
     Each key's initialised hash state is kept and copied per value: cheaper than re-keying,
     which matters on ``get_many`` of a hundred values.
@@ -268,22 +275,24 @@ class Signer:
         keys = [_derive_key(secret, salt) for secret in secrets if secret]
         if not keys:
             raise ImproperlyConfigured("Signed cache values need a non-empty SECRET_KEY.")
-        self._macs = tuple(hashlib.blake2b(key=key, digest_size=SIGNATURE_SIZE) for key in keys)
+        self._small = tuple(hashlib.blake2b(key=key, digest_size=SIGNATURE_SIZE) for key in keys)
+        self._large = tuple(hmac.new(key, digestmod=hashlib.sha256) for key in keys)
 
-    def sign(self, head: bytes, payload: bytes | memoryview) -> bytes:
-        mac = self._macs[0].copy()
+    def _tag(self, base: Any, head: bytes, payload: bytes | memoryview) -> bytes:
+        mac = base.copy()
         mac.update(head)
         mac.update(payload)
-        return mac.digest()
+        return bytes(mac.digest()[:SIGNATURE_SIZE])
+
+    def sign(self, head: bytes, payload: bytes | memoryview) -> bytes:
+        family = self._large if len(payload) >= SHA256_FROM else self._small
+        return self._tag(family[0], head, payload)
 
     def verify(self, signature: bytes | memoryview, head: bytes, payload: memoryview) -> bool:
-        for base in self._macs:
-            mac = base.copy()
-            mac.update(head)
-            mac.update(payload)
-            if hmac.compare_digest(mac.digest(), signature):
-                return True
-        return False
+        family = self._large if len(payload) >= SHA256_FROM else self._small
+        return any(
+            hmac.compare_digest(self._tag(base, head, payload), signature) for base in family
+        )
 
 
 def _derive_key(secret: str | bytes, salt: str) -> bytes:

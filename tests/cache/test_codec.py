@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from django_rediskit.cache.codec import (
     MARKER,
+    SHA256_FROM,
     Codec,
     JSONSerializer,
     PickleSerializer,
@@ -187,3 +188,21 @@ def test_codec_round_trips_any_json_value(value: Any) -> None:
         encoded = codec.encode(value)
         decoded = codec.decode(str(encoded).encode() if isinstance(encoded, int) else encoded)
         assert decoded == value
+
+
+@pytest.mark.parametrize("size", [10, SHA256_FROM - 20, SHA256_FROM, 50_000])
+def test_signatures_on_both_sides_of_the_algorithm_switch(make_cache: MakeCache, size: int) -> None:
+    value = "v" * size
+    with override_settings(SECRET_KEY="old-key-1234567890"):
+        old = make_cache()
+        old.set("k", value)
+    with override_settings(
+        SECRET_KEY="new-key-0987654321", SECRET_KEY_FALLBACKS=["old-key-1234567890"]
+    ):
+        rotated = make_cache(prefix=old.key_prefix)
+        assert rotated.get("k") == value
+        raw = rotated.client.get_client()
+        stored = bytearray(raw.get(rotated.make_key("k")))
+        stored[-1] ^= 0x01  # one flipped bit in the payload
+        raw.set(rotated.make_key("k"), bytes(stored))
+        assert rotated.get("k", "miss") == "miss"
