@@ -29,6 +29,14 @@ product.name = "Decaf beans 1 kg"
 product.save()
 after = client.get("/")
 assert b"Decaf beans" in after.content and b"Served from Redis" not in after.content
+api = client.get("/api/products/")
+assert api.status_code == 200 and "RateLimit-Policy" in api.headers, api.headers
+from django.contrib.auth.models import User
+User.objects.create_user("visitor", password="pw-visitor-1")
+assert client.get("/accounts/login/").status_code == 200
+client.post("/accounts/login/", {"username": "visitor", "password": "pw-visitor-1"})
+devices = client.get("/account/devices/")
+assert devices.status_code == 200 and b"(this device)" in devices.content, devices.content[:300]
 cache.clear()
 print("example ok")
 """
