@@ -10,6 +10,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from django_rediskit.cache import RedisCache
 from django_rediskit.cache.policy import CircuitOpen
 from tests.helpers import MakeCache
 from tests.servers import RedisServer
@@ -26,6 +27,17 @@ def _muted(make_cache: MakeCache, server: RedisServer, **options: object) -> obj
             "SOCKET_TIMEOUT": CONNECT_TIMEOUT,
             "CIRCUIT_BREAKER": {"FAILURE_THRESHOLD": 2, "RECOVERY_TIME": 0.5},
             **options,
+        },
+    )
+
+
+def _strict(make_cache: MakeCache, server: RedisServer, recovery_time: float) -> RedisCache:
+    """A cache on ``server`` that raises outages (no IGNORE_EXCEPTIONS)."""
+    return make_cache(
+        server.url,
+        OPTIONS={
+            "SOCKET_CONNECT_TIMEOUT": CONNECT_TIMEOUT,
+            "CIRCUIT_BREAKER": {"RECOVERY_TIME": recovery_time},
         },
     )
 
@@ -74,13 +86,7 @@ def test_ignore_exceptions_fails_open_then_breaker_then_recovery(
 def test_without_ignore_exceptions_the_error_is_clear(
     make_cache: MakeCache, private_redis: RedisServer
 ) -> None:
-    cache = make_cache(
-        private_redis.url,
-        OPTIONS={
-            "SOCKET_CONNECT_TIMEOUT": CONNECT_TIMEOUT,
-            "CIRCUIT_BREAKER": {"RECOVERY_TIME": 30},
-        },
-    )
+    cache = _strict(make_cache, private_redis, recovery_time=30)
     cache.set("k", 1)
     private_redis.stop()
     with pytest.raises(RedisConnectionError) as first:
@@ -156,13 +162,7 @@ def _trip(cache: object, server: RedisServer) -> None:
 def test_half_open_probe_with_nested_calls_recovers_without_muting(
     make_cache: MakeCache, private_redis: RedisServer
 ) -> None:
-    cache = make_cache(
-        private_redis.url,
-        OPTIONS={
-            "SOCKET_CONNECT_TIMEOUT": CONNECT_TIMEOUT,
-            "CIRCUIT_BREAKER": {"RECOVERY_TIME": 0.3},
-        },
-    )
+    cache = _strict(make_cache, private_redis, recovery_time=0.3)
     _trip(cache, private_redis)
     private_redis.start()
     time.sleep(0.4)
@@ -175,13 +175,7 @@ def test_half_open_probe_with_nested_calls_recovers_without_muting(
 def test_abandoned_generator_does_not_hold_the_probe(
     make_cache: MakeCache, private_redis: RedisServer
 ) -> None:
-    cache = make_cache(
-        private_redis.url,
-        OPTIONS={
-            "SOCKET_CONNECT_TIMEOUT": CONNECT_TIMEOUT,
-            "CIRCUIT_BREAKER": {"RECOVERY_TIME": 0.3},
-        },
-    )
+    cache = _strict(make_cache, private_redis, recovery_time=0.3)
     cache.set_many({f"k{i}": i for i in range(5)})
     _trip(cache, private_redis)
     private_redis.start()
@@ -200,13 +194,7 @@ def test_breaker_probe_belongs_to_one_thread(
 ) -> None:
     import threading
 
-    cache = make_cache(
-        private_redis.url,
-        OPTIONS={
-            "SOCKET_CONNECT_TIMEOUT": CONNECT_TIMEOUT,
-            "CIRCUIT_BREAKER": {"RECOVERY_TIME": 0.3},
-        },
-    )
+    cache = _strict(make_cache, private_redis, recovery_time=0.3)
     _trip(cache, private_redis)
     time.sleep(0.4)
     cache.breaker.before_call()  # this thread takes the probe
