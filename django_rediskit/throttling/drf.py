@@ -23,7 +23,7 @@ from rest_framework.request import Request
 from rest_framework.settings import api_settings
 from rest_framework.throttling import BaseThrottle
 
-from django_rediskit.throttling.limiter import Decision, RateLimiter
+from django_rediskit.throttling.limiter import Decision, RateLimiter, shared_limiter
 from django_rediskit.throttling.rates import parse_rates
 from django_rediskit.throttling.views import record_decision
 
@@ -105,7 +105,7 @@ class SimpleRateThrottle(BaseThrottle):  # type: ignore[misc]
 
     @cached_property
     def limiter(self) -> RateLimiter:
-        return RateLimiter(
+        return shared_limiter(
             self.rates, algorithm=self.algorithm, alias=self.alias, fail_open=self.fail_open
         )
 
