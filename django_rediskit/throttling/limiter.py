@@ -305,6 +305,8 @@ class RateLimiter:
             )
         )
         self._reply_len = 1 + 3 * len(self.rates)
+        #: (reply index of the rate's first value, rate)
+        self._reply_slots = tuple(zip(range(1, self._reply_len, 3), self.rates, strict=True))
 
     def __repr__(self) -> str:
         rates = ";".join(map(str, self.rates))
@@ -384,11 +386,14 @@ class RateLimiter:
             raise ValueError(f"unexpected throttle script reply {reply!r:.200}")
         allowed = int(reply[0]) == 1
         statuses = tuple(
-            RateStatus(rate, int(reply[i]), int(reply[i + 1]) / _US, int(reply[i + 2]) / _US)
-            for i, rate in zip(range(1, self._reply_len, 3), self.rates, strict=True)
+            [
+                RateStatus(rate, int(reply[i]), int(reply[i + 1]) / _US, int(reply[i + 2]) / _US)
+                for i, rate in self._reply_slots
+            ]
         )
-        retry_after = 0.0 if allowed else max(status.retry_after for status in statuses)
-        return Decision(allowed, statuses, retry_after)
+        if allowed:
+            return Decision(True, statuses, 0.0)
+        return Decision(False, statuses, max(status.retry_after for status in statuses))
 
     def _on_failure(self, channel: _Channel, scope: str, exc: BaseException) -> Decision:
         outage = isinstance(exc, OUTAGE_ERRORS) and not isinstance(exc, AuthenticationError)
@@ -419,7 +424,6 @@ class RateLimiter:
 @functools.lru_cache(maxsize=256)
 def shared_limiter(
     rates: str | tuple[Rate, ...],
-    *,
     algorithm: str | None = None,
     alias: str | None = None,
     fail_open: bool | None = None,
@@ -428,6 +432,7 @@ def shared_limiter(
 
     DRF builds its throttles anew for every request, and ``@ratelimit`` and the middleware
     decide per request too: building a ``RateLimiter`` (settings, validation, constant script
-    arguments) on each would cost more than deciding. Do not mutate the limiter returned.
+    arguments) on each would cost more than deciding. Do not mutate the limiter returned. Pass
+    the arguments by position: keywords make every cache look-up slower.
     """
     return RateLimiter(rates, algorithm=algorithm, alias=alias, fail_open=fail_open)

@@ -154,7 +154,7 @@ def ratelimit(
             request.limited = False  # type: ignore[attr-defined]
             ident = key_func(request) if methods is None or request.method in methods else None
             if ident is not None:
-                limiter = shared_limiter(rates, algorithm=algorithm, fail_open=fail_open)
+                limiter = shared_limiter(rates, algorithm, None, fail_open)
                 rejection = check(request, limiter, name, ident, cost=cost)
                 request.limited = rejection is not None  # type: ignore[attr-defined]
                 if rejection is not None and block:
