@@ -1,13 +1,16 @@
 """Throttle benchmark: decisions/s and admitted counts, ours vs DRF on django-redis vs ``limits``.
 
-    python -m benchmarks.throttle_bench [--decisions 4000] [--trials 20]
+    python -m benchmarks.throttle_bench [--decisions 8000] [--trials 20] [--cpu 0]
 
 Starts a private redis-server (or uses REDIS_URL) and prints two Markdown tables:
 
 1. Decisions per second on one client thread, on the admit path, with a half-full 1000/day
    history (500 entries) for the identity: DRF's ``UserRateThrottle`` on django-redis, our
    ``UserRateThrottle`` (exact / approx / gcra) and ``RateLimiter.hit``, and the ``limits``
-   library's moving-window and sliding-window-counter strategies on the same Redis.
+   library's moving-window and sliding-window-counter strategies on the same Redis. The
+   throttle classes are instantiated for every decision, as DRF's ``APIView`` does. Every
+   contender talks through redis-py, with the same reply parser (hiredis when installed). The
+   server time per decision (``INFO commandstats``) is measured on the same batches.
 2. Admitted requests when 8 processes x 8 threads fire 20 x L attempts at one identity at once
    (L = 100), per trial: DRF vs ours vs ``limits``.
 
@@ -23,10 +26,12 @@ import statistics
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import django
 from django.conf import settings
+from redis.utils import HIREDIS_AVAILABLE
 
 from tests.servers import RedisServer
 
@@ -108,21 +113,58 @@ Contender = tuple[str, Callable[[str], object], Callable[[str], bool]]
 BATCH = 200  # admitted decisions per identity and round; keeps the history near half full
 
 
-def _batch_rate(prefill: Callable[[str], object], decide: Callable[[str], bool]) -> float:
+def _server_usec(admin: Any) -> int:
+    """Microseconds the server spent on clients' commands since the last CONFIG RESETSTAT.
+
+    A script's time includes the commands it ran, which commandstats also count on their own:
+    when scripts ran, only they count.
+    """
+    stats = admin.info("commandstats")
+    scripts = [v["usec"] for k, v in stats.items() if k in ("cmdstat_evalsha", "cmdstat_eval")]
+    if scripts:
+        return sum(scripts)
+    return sum(v["usec"] for k, v in stats.items() if k not in ("cmdstat_config", "cmdstat_info"))
+
+
+def _batch(
+    admin: Any, prefill: Callable[[str], object], decide: Callable[[str], bool]
+) -> tuple[float, float]:
+    """(decisions/s, server us per decision) of one batch on a fresh identity."""
     ident = uuid.uuid4().hex
     prefill(ident)
+    admin.config_resetstat()
     started = time.perf_counter()
     for _ in range(BATCH):
         if not decide(ident):
             raise RuntimeError("benchmark left the admit path")
-    return BATCH / (time.perf_counter() - started)
+    elapsed = time.perf_counter() - started
+    return BATCH / elapsed, _server_usec(admin) / BATCH
 
 
-def throughput(url: str, n: int) -> list[tuple[str, float]]:
-    """Median decisions/s per contender over interleaved rounds (the machine is shared and
-    noisy: interleaving exposes every contender to the same background load)."""
+@dataclass
+class Row:
+    name: str
+    rates: list[float]
+    server_us: list[float]
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.rates)
+
+    def spread(self) -> str:
+        """The interquartile range of the rounds' decisions/s."""
+        q1, _, q3 = statistics.quantiles(self.rates, n=4)
+        return f"{q1:,.0f}-{q3:,.0f}"
+
+
+def throughput(url: str, n: int) -> list[Row]:
+    """Decisions/s per contender over interleaved rounds (the machine is shared and noisy:
+    interleaving exposes every contender to the same background load)."""
+    import redis
+
     from django_rediskit.throttling import RateLimiter
 
+    admin = redis.Redis.from_url(url)
     contenders: list[Contender] = []
     drf = drf_throttle(RATE)
 
@@ -138,11 +180,12 @@ def throughput(url: str, n: int) -> list[tuple[str, float]]:
         (
             "DRF UserRateThrottle, django-redis",
             drf_prefill,
-            lambda i: drf.allow_request(_Request(i), None),
+            lambda i: type(drf)().allow_request(_Request(i), None),
         )
     )
     for algorithm in ("exact", "approx", "gcra"):
         throttle = ours_throttle(RATE, algorithm)
+        throttle_cls = type(throttle)
 
         def ours_prefill(ident: str, throttle: Any = throttle) -> None:
             key = throttle.cache_format % {"scope": "user", "ident": ident}
@@ -152,7 +195,7 @@ def throughput(url: str, n: int) -> list[tuple[str, float]]:
             (
                 f"rediskit UserRateThrottle, {algorithm}",
                 ours_prefill,
-                lambda i, t=throttle: t.allow_request(_Request(i), None),
+                lambda i, cls=throttle_cls: cls().allow_request(_Request(i), None),
             )
         )
     for rates, label in ((RATE, "exact"), ("1000/day;1500/2d;2000/3d", "exact, 3 rates")):
@@ -173,11 +216,13 @@ def throughput(url: str, n: int) -> list[tuple[str, float]]:
                 lambda i, s=strategy, it=item: s.hit(it, i),
             )
         )
-    rates: dict[str, list[float]] = {name: [] for name, _, _ in contenders}
-    for _ in range(max(1, n // BATCH)):
+    rows = {name: Row(name, [], []) for name, _, _ in contenders}
+    for _ in range(max(4, n // BATCH)):
         for name, prefill, decide in contenders:
-            rates[name].append(_batch_rate(prefill, decide))
-    return [(name, statistics.median(values)) for name, values in rates.items()]
+            rate, server_us = _batch(admin, prefill, decide)
+            rows[name].rates.append(rate)
+            rows[name].server_us.append(server_us)
+    return list(rows.values())
 
 
 # --- 2. admitted counts under concurrency -------------------------------------------------------
@@ -238,9 +283,18 @@ def races(url: str, trials: int) -> list[tuple[str, list[int], int, float]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--decisions", type=int, default=4000)
+    parser.add_argument("--decisions", type=int, default=8000)
     parser.add_argument("--trials", type=int, default=20)
+    parser.add_argument("--no-races", action="store_true", help="only the decisions/s table")
+    parser.add_argument(
+        "--cpu",
+        type=int,
+        default=0,
+        help="pin this process and its redis-server to this CPU (-1: no pinning)",
+    )
     options = parser.parse_args()
+    if options.cpu >= 0:
+        os.sched_setaffinity(0, {options.cpu})  # the redis-server started below inherits it
     server = None
     url = os.environ.get("REDIS_URL")
     if not url:
@@ -249,12 +303,24 @@ def main() -> None:
     try:
         configure(url)
         rows = throughput(url, options.decisions)
-        drf_rate = rows[0][1]
-        print(f"\n### Decisions/s, one client thread, {RATE} history half full (median)\n")
-        print("| Throttle | decisions/s | vs DRF |")
-        print("|---|---:|---:|")
-        for name, rate in rows:
-            print(f"| {name} | {rate:,.0f} | {rate / drf_rate:.2f}x |")
+        drf_rate = rows[0].median
+        moving = next(row for row in rows if row.name == "limits moving window").median
+        parser_name = "hiredis" if HIREDIS_AVAILABLE else "pure-Python"
+        print(
+            f"\n### Decisions/s, one client thread, {RATE} history half full "
+            f"({len(rows[0].rates)} interleaved rounds of {BATCH}, {parser_name} parser, "
+            f"CPU {options.cpu if options.cpu >= 0 else 'any'})\n"
+        )
+        print("| Throttle | median | IQR | vs DRF | vs limits moving | server us/decision |")
+        print("|---|---:|---:|---:|---:|---:|")
+        for row in rows:
+            print(
+                f"| {row.name} | {row.median:,.0f} | {row.spread()} | "
+                f"{row.median / drf_rate:.2f}x | {row.median / moving:.2f}x | "
+                f"{statistics.median(row.server_us):.1f} |"
+            )
+        if options.no_races:
+            return
         attempts = 64 * (20 * LIMIT // 64 + 1)
         print(f"\n### Admitted of {attempts} attempts, limit {LIMIT}, 8 processes x 8 threads\n")
         print("| Limiter | trials | admitted (min-max) | exact trials | degraded | s/trial |")

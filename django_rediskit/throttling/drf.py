@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from functools import cached_property
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
@@ -23,7 +22,7 @@ from rest_framework.request import Request
 from rest_framework.settings import api_settings
 from rest_framework.throttling import BaseThrottle
 
-from django_rediskit.throttling.limiter import Decision, RateLimiter
+from django_rediskit.throttling.limiter import Decision, RateLimiter, shared_limiter
 from django_rediskit.throttling.rates import parse_rates
 from django_rediskit.throttling.views import record_decision
 
@@ -103,11 +102,10 @@ class SimpleRateThrottle(BaseThrottle):  # type: ignore[misc]
         """Units one request consumes: the view's ``throttle_cost`` (default 1)."""
         return int(getattr(view, "throttle_cost", 1))
 
-    @cached_property
+    @property
     def limiter(self) -> RateLimiter:
-        return RateLimiter(
-            self.rates, algorithm=self.algorithm, alias=self.alias, fail_open=self.fail_open
-        )
+        """Shared by every instance of the same configuration: DRF builds throttles per request."""
+        return shared_limiter(self.rates, self.algorithm, self.alias, self.fail_open)
 
     def allow_request(self, request: Request, view: Any) -> bool:
         if self.rate is None:
@@ -171,7 +169,6 @@ class ScopedRateThrottle(SimpleRateThrottle):
         self.rate = self.get_rate()
         self.rates = parse_rates(self.rate)
         self.num_requests, self.duration = self.parse_rate(self.rate)
-        self.__dict__.pop("limiter", None)
         return super().allow_request(request, view)
 
     def get_cache_key(self, request: Request, view: Any) -> str | None:

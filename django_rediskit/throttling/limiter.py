@@ -18,18 +18,22 @@ import base64
 import functools
 import hashlib
 import logging
+import os
 import re
 import threading
+from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Final, cast
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 from redis.backoff import NoBackoff
-from redis.exceptions import AuthenticationError, RedisError
+from redis.exceptions import AuthenticationError, NoScriptError, RedisError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
 from django_rediskit import lua
@@ -40,6 +44,7 @@ from django_rediskit.throttling.signals import throttle_backend_failure
 
 if TYPE_CHECKING:
     from redis import Redis
+    from redis.connection import Connection
 
     from django_rediskit.cache.backend import RedisCache
 
@@ -63,8 +68,13 @@ _DECISION_ERRORS: Final[tuple[type[BaseException], ...]] = (
 )
 
 
+@functools.cache
 def throttle_settings() -> dict[str, Any]:
-    """``REDISKIT["THROTTLE"]`` merged over its defaults (a partial dict is fine)."""
+    """``REDISKIT["THROTTLE"]`` merged over its defaults (a partial dict is fine).
+
+    Cached (read on every request by the views and middleware; DRF builds its throttles anew per
+    request) and forgotten when ``setting_changed`` fires. Callers must not mutate the dict.
+    """
     return get_section("THROTTLE")
 
 
@@ -84,12 +94,50 @@ def ident_digest(ident: str) -> str:
     Keyed with a secret derived from SECRET_KEY: an unkeyed hash of an IPv4 address is reversed
     by trying all 2**32 of them. (Rotating SECRET_KEY therefore starts every window afresh.)
     """
-    key = _digest_key(str(settings.SECRET_KEY))
-    digest = hashlib.blake2b(ident.encode(), digest_size=9, key=key).digest()
+    return _ident_digest(str(settings.SECRET_KEY), ident)
+
+
+@functools.lru_cache(maxsize=4096)
+def _ident_digest(secret: str, ident: str) -> str:
+    """Cached: the same users and addresses come back request after request (bounded, so
+    identities that never return only cost a hash each)."""
+    digest = hashlib.blake2b(ident.encode(), digest_size=9, key=_digest_key(secret)).digest()
     return base64.urlsafe_b64encode(digest).decode()  # 12 characters, 72 bits
 
 
-@dataclass(frozen=True)
+def _run(script: lua.LuaScript, channel: _Channel, keys: list[str], args: Sequence[Any]) -> Any:
+    """``script(keys, args, client)`` on a connection directly: one EVALSHA, one EVAL more if
+    the server lost the script, as the loader does.
+
+    redis-py's ``execute_command`` wraps every command in retry, observability and reply-callback
+    layers worth about 7 us, a tenth of a whole decision. Throttle clients have no retries and
+    EVALSHA has no reply callback, so skipping them changes nothing else. The connection itself
+    closes on any error while sending or reading (a timed-out reply can never be read by the
+    next decision), so it always goes back clean.
+    """
+    conn = channel.checkout()
+    try:
+        try:
+            conn.send_command(  # type: ignore[no-untyped-call]
+                "EVALSHA", script.sha, len(keys), *keys, *args
+            )
+            return conn.read_response()
+        except NoScriptError:  # SCRIPT FLUSH, restart or failover: EVAL caches it again
+            command = ("EVAL", script.text, len(keys), *keys, *args)
+            conn.send_command(*command)  # type: ignore[no-untyped-call]
+            return conn.read_response()
+    finally:
+        channel.idle.append(conn)
+
+
+@functools.lru_cache(maxsize=4096)
+def _jitter(key: str, window_us: int) -> int:
+    """Where a key's windows start (approx / fixed): spread so resets do not all fall at once."""
+    digest = hashlib.blake2b(key.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % window_us
+
+
+@dataclass(frozen=True, slots=True)
 class RateStatus:
     """One rate's state after a decision. Times are in seconds."""
 
@@ -101,7 +149,7 @@ class RateStatus:
     retry_after: float
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Decision:
     allowed: bool
     statuses: tuple[RateStatus, ...]
@@ -120,6 +168,39 @@ class _Channel:
     breaker: CircuitBreaker
     log: ThrottledLog
     retry_after: float
+    #: ``<prefix>:<throttle namespace>:``, the start of every throttle key of the alias
+    key_stem: str
+    #: idle connections for decisions (see ``checkout``) and the process they belong to
+    idle: deque[Connection] = field(default_factory=deque)
+    pid: int = field(default_factory=os.getpid)
+
+    def checkout(self) -> Connection:
+        """A connection for one decision, checked as redis-py's pool checks it.
+
+        ``ConnectionPool.get_connection`` + ``release`` cost about 7 us (locks, metrics), a
+        tenth of a decision; a deque's ``pop``/``append`` are atomic, so each thread still gets
+        a connection of its own. The connections come from the alias's pool (its settings) and
+        are as many as decisions ever ran at once. Put the connection back with ``idle.append``.
+        """
+        if self.pid != os.getpid():  # forked: the parent's sockets are not this process's
+            self.idle, self.pid = deque(), os.getpid()
+        try:
+            conn = self.idle.pop()
+        except IndexError:
+            conn = cast("Connection", self.client.connection_pool.make_connection())
+        try:
+            try:
+                conn.connect()  # type: ignore[no-untyped-call]
+                if conn.can_read():  # type: ignore[no-untyped-call]
+                    raise RedisConnectionError("Connection has data")
+            except (RedisConnectionError, RedisTimeoutError, OSError):
+                # A reply nobody read, or EOF after a server restart: start afresh.
+                conn.disconnect()  # type: ignore[no-untyped-call]
+                conn.connect()  # type: ignore[no-untyped-call]
+        except BaseException:
+            self.idle.append(conn)
+            raise
+        return conn
 
 
 _channels: dict[str, _Channel] = {}
@@ -132,6 +213,8 @@ def _forget_channels(*, setting: str, **kwargs: Any) -> None:
     if setting in ("CACHES", "REDISKIT", "SECRET_KEY"):
         with _channels_lock:
             _channels.clear()
+        throttle_settings.cache_clear()
+        shared_limiter.cache_clear()
 
 
 def _channel(alias: str) -> _Channel:
@@ -168,6 +251,7 @@ def _build_channel(alias: str) -> _Channel:
             float(conf["LOG_INTERVAL"]), logging.getLogger("django_rediskit.throttling")
         ),
         retry_after=float(conf["FAILURE_RETRY_AFTER"]),
+        key_stem=backend.feature_key("throttle", ""),
     )
 
 
@@ -206,6 +290,23 @@ class RateLimiter:
         self.fail_open: bool = bool(conf["FAIL_OPEN"] if fail_open is None else fail_open)
         # A larger cost could never pass: reject it as a bug rather than throttle forever.
         self._max_cost = min(burst or rate.limit for rate in self.rates)
+        # What every decision of this limiter sends the same, computed once.
+        script, self._option, token = ALGORITHMS[self.algorithm]
+        self._script = lua.script(script, prelude="throttle_prelude")
+        self._suffixes = tuple(f":{token}:{rate.window}" for rate in self.rates)
+        self._jittered = self.algorithm in ("approx", "fixed")
+        self._static_args: tuple[int, ...] = tuple(
+            arg
+            for rate in self.rates
+            for arg in (
+                (rate.limit, rate.window_us, burst or rate.limit)
+                if self.algorithm == "gcra"
+                else (rate.limit, rate.window_us)
+            )
+        )
+        self._reply_len = 1 + 3 * len(self.rates)
+        #: (reply index of the rate's first value, rate)
+        self._reply_slots = tuple(zip(range(1, self._reply_len, 3), self.rates, strict=True))
 
     def __repr__(self) -> str:
         rates = ";".join(map(str, self.rates))
@@ -246,22 +347,15 @@ class RateLimiter:
             raise ValueError(f"Throttle scope {scope!r} must match {_SCOPE.pattern}.")
         if not isinstance(ident, str):
             raise TypeError(f"Throttle identity must be a string, not {type(ident).__name__}.")
-        backend = channel.backend
-        tag = f"{{{scope}:{ident_digest(ident)}}}"
-        token = ALGORITHMS[self.algorithm][2]
-        return [
-            backend.feature_key("throttle", tag, token, str(rate.window)) for rate in self.rates
-        ]
+        stem = f"{channel.key_stem}{{{scope}:{ident_digest(ident)}}}"
+        return [stem + suffix for suffix in self._suffixes]
 
-    def _rate_args(self, keys: list[str]) -> list[int]:
+    def _rate_args(self, keys: list[str]) -> Sequence[int]:
+        if not self._jittered:
+            return self._static_args
         args: list[int] = []
         for key, rate in zip(keys, self.rates, strict=True):
-            args += (rate.limit, rate.window_us)
-            if self.algorithm == "gcra":
-                args.append(self.burst or rate.limit)
-            elif self.algorithm in ("approx", "fixed"):
-                digest = hashlib.blake2b(key.encode(), digest_size=8).digest()
-                args.append(int.from_bytes(digest, "big") % rate.window_us)
+            args += (rate.limit, rate.window_us, _jitter(key, rate.window_us))
         return args
 
     def _decide(
@@ -271,18 +365,16 @@ class RateLimiter:
             raise ValueError(f"cost must be an integer from 1 to {self._max_cost}, not {cost!r}.")
         channel = _channel(self.alias)
         keys = self._keys(channel, scope, ident)
-        script, option, _ = ALGORITHMS[self.algorithm]
-        args: list[Any] = [
+        args = (
             "1" if consume else "0",
             cost,
             "" if now is None else int(now * _US),
-            option,
+            self._option,
             *self._rate_args(keys),
-        ]
+        )
         try:
             channel.breaker.before_call()
-            reply = lua.script(script, prelude="throttle_prelude")(keys, args, channel.client)
-            decision = self._parse(reply)
+            decision = self._parse(_run(self._script, channel, keys, args))
         except _DECISION_ERRORS as exc:
             return self._on_failure(channel, scope, exc)
         channel.breaker.record_success()
@@ -290,20 +382,18 @@ class RateLimiter:
 
     def _parse(self, reply: Any) -> Decision:
         """Turn the script's integers into a Decision, checking their shape (never trust Redis)."""
-        if not isinstance(reply, list) or len(reply) != 1 + 3 * len(self.rates):
+        if not isinstance(reply, list) or len(reply) != self._reply_len:
             raise ValueError(f"unexpected throttle script reply {reply!r:.200}")
         allowed = int(reply[0]) == 1
         statuses = tuple(
-            RateStatus(
-                rate=rate,
-                remaining=int(reply[1 + 3 * i]),
-                reset=int(reply[2 + 3 * i]) / _US,
-                retry_after=int(reply[3 + 3 * i]) / _US,
-            )
-            for i, rate in enumerate(self.rates)
+            [
+                RateStatus(rate, int(reply[i]), int(reply[i + 1]) / _US, int(reply[i + 2]) / _US)
+                for i, rate in self._reply_slots
+            ]
         )
-        retry_after = 0.0 if allowed else max(status.retry_after for status in statuses)
-        return Decision(allowed=allowed, statuses=statuses, retry_after=retry_after)
+        if allowed:
+            return Decision(True, statuses, 0.0)
+        return Decision(False, statuses, max(status.retry_after for status in statuses))
 
     def _on_failure(self, channel: _Channel, scope: str, exc: BaseException) -> Decision:
         outage = isinstance(exc, OUTAGE_ERRORS) and not isinstance(exc, AuthenticationError)
@@ -329,3 +419,20 @@ class RateLimiter:
             retry_after=0.0 if self.fail_open else channel.retry_after,
             degraded=True,
         )
+
+
+@functools.lru_cache(maxsize=256)
+def shared_limiter(
+    rates: str | tuple[Rate, ...],
+    algorithm: str | None = None,
+    alias: str | None = None,
+    fail_open: bool | None = None,
+) -> RateLimiter:
+    """The limiter of a configuration, built once per process (until settings change).
+
+    DRF builds its throttles anew for every request, and ``@ratelimit`` and the middleware
+    decide per request too: building a ``RateLimiter`` (settings, validation, constant script
+    arguments) on each would cost more than deciding. Do not mutate the limiter returned. Pass
+    the arguments by position: keywords make every cache look-up slower.
+    """
+    return RateLimiter(rates, algorithm=algorithm, alias=alias, fail_open=fail_open)

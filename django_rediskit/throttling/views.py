@@ -18,7 +18,12 @@ from typing import Any, TypeVar, cast
 from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 
-from django_rediskit.throttling.limiter import Decision, RateLimiter, throttle_settings
+from django_rediskit.throttling.limiter import (
+    Decision,
+    RateLimiter,
+    shared_limiter,
+    throttle_settings,
+)
 from django_rediskit.throttling.rates import parse_rates
 
 View = TypeVar("View", bound=Callable[..., HttpResponseBase])
@@ -149,7 +154,7 @@ def ratelimit(
             request.limited = False  # type: ignore[attr-defined]
             ident = key_func(request) if methods is None or request.method in methods else None
             if ident is not None:
-                limiter = RateLimiter(rates, algorithm=algorithm, fail_open=fail_open)
+                limiter = shared_limiter(rates, algorithm, None, fail_open)
                 rejection = check(request, limiter, name, ident, cost=cost)
                 request.limited = rejection is not None  # type: ignore[attr-defined]
                 if rejection is not None and block:
@@ -175,7 +180,7 @@ class RateLimitMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponseBase:
         rate = throttle_settings()["MIDDLEWARE_RATE"]
         if rate:
-            rejection = check(request, RateLimiter(rate), self.scope, user_or_ip(request))
+            rejection = check(request, shared_limiter(rate), self.scope, user_or_ip(request))
             if rejection is not None:
                 return rejection
         response = self.get_response(request)

@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import functools
 import math
+import os
+import threading
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
 
 from django_rediskit.throttling import RateLimiter
+from tests import servers
 from tests.throttling.race import race
 
 LIMIT = 50
@@ -67,3 +71,41 @@ def test_counter_algorithms_stay_within_their_documented_bounds(algorithm: str) 
         else:
             upper = 2 * LIMIT  # a window boundary inside the burst (jitter places it anywhere)
         assert LIMIT <= trial.admitted <= upper
+
+
+def test_threads_get_connections_of_their_own_and_reuse_them(
+    throttle_server: servers.RedisServer,
+) -> None:
+    """Decisions take connections from the limiter's own idle list (not redis-py's pool): as
+    many as ran at once, reused afterwards, never shared by two threads, fresh after a fork."""
+    limiter = RateLimiter("100000/min")
+    threads, rounds = 8, 50
+    barrier = threading.Barrier(threads)
+
+    def client_count() -> int:
+        with throttle_server.client() as admin:
+            return sum(1 for c in admin.client_list() if c["cmd"] in ("evalsha", "eval"))
+
+    def work(ident: str) -> list[int]:
+        barrier.wait()
+        return [limiter.hit("own", ident).statuses[0].remaining for _ in range(rounds)]
+
+    with ThreadPoolExecutor(threads) as pool:
+        results = list(pool.map(work, [f"t{i}" for i in range(threads)]))
+    # each thread saw its own replies, in order: a shared connection would mix them up
+    assert results == [list(range(99_999, 99_999 - rounds, -1))] * threads
+    opened = client_count()
+    assert 1 <= opened <= threads
+    for _ in range(3 * rounds):
+        assert not limiter.hit("own", "again").degraded
+    assert client_count() == opened  # sequential decisions reuse a connection
+
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child must not use the parent's sockets
+        decision = limiter.hit("own", "child")
+        os.write(write, b"1" if decision.statuses[0].remaining == 99_999 else b"0")
+        os._exit(0)
+    os.waitpid(pid, 0)
+    assert os.read(read, 1) == b"1"
+    assert not limiter.hit("own", "again").degraded  # the parent's connections still work

@@ -87,6 +87,23 @@ def test_a_paused_redis_costs_one_socket_timeout(throttle_server: servers.RedisS
     assert elapsed < 2.0  # the 0.5 s throttle timeout, not the cache's 5 s
 
 
+def test_a_timed_out_connection_never_hands_its_late_reply_to_the_next_decision(
+    throttle_server: servers.RedisServer,
+) -> None:
+    """Decisions bypass redis-py's command wrapper: a connection whose reply is still on its way
+    must be closed, not pooled, or every later decision would read the reply of the one before."""
+    limiter = RateLimiter("50/min")
+    assert limiter.hit("late", "a").allowed
+    with throttle_server.paused(1.0):
+        assert limiter.hit("late", "a").degraded  # timed out; the server answers after the pause
+    (key,) = limiter.keys("late", "a")
+    with throttle_server.client() as admin:
+        for cost in (1, 2, 3):
+            decision = limiter.hit("late", "a", cost=cost)
+            assert not decision.degraded
+            assert decision.statuses[0].remaining == 50 - admin.llen(key)
+
+
 def test_failures_send_a_signal_and_log_once_per_interval(
     throttle_server: servers.RedisServer, caplog: pytest.LogCaptureFixture
 ) -> None:
