@@ -13,6 +13,7 @@ import math
 import random
 import threading
 import time
+import uuid
 import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Final
@@ -28,6 +29,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 from django_redis.cache import RedisCache as DjangoRedisCache
 from redis import Redis
+from redis.client import Pipeline
 from redis.exceptions import ResponseError
 from redis.lock import Lock
 
@@ -45,7 +47,7 @@ from django_rediskit.cache.policy import (
 from django_rediskit.cache.stats import CacheStats
 from django_rediskit.cache.structures import HashAndListCommands
 from django_rediskit.conf import NAMESPACES
-from django_rediskit.lua import script
+from django_rediskit.lua import run_pipeline, script
 from django_rediskit.patterns import glob_escape
 from django_rediskit.pending import pending_tags
 
@@ -685,18 +687,25 @@ class RedisCache(HashAndListCommands, DjangoRedisCache):  # type: ignore[misc]
         if not callable(default):
             self.add(key, default, timeout, version, tags=tags)
             return self.get(key, default, version, tags=tags)
-        lock = self.stampede_lock(key, version)
+        full = self.make_and_validate_key(key, version)
+        lock_key = self.feature_key("lock", full)
+        token = uuid.uuid4().hex.encode()
         deadline = time.monotonic() + self._stampede_lock_timeout
         pause = 0.002
         while True:
-            if lock.acquire(blocking=False):
+            acquired, value = self._lock_or_read(full, lock_key, token, tags)
+            if value is not MISSING:
+                if acquired:  # someone stored it between our miss and now
+                    script("lock_release")(keys=[lock_key], args=[token], client=self._write())
+                return value
+            if acquired:
                 try:
-                    value = self.get(key, MISSING, version, tags=tags)
-                    if value is MISSING:
-                        value = self._compute_and_store(key, default, timeout, version, tags)
-                    return value
-                finally:
-                    lock.release()
+                    return self._compute_and_store(
+                        key, default, timeout, version, tags, release=(lock_key, token)
+                    )
+                except BaseException:
+                    script("lock_release")(keys=[lock_key], args=[token], client=self._write())
+                    raise
             time.sleep(pause)
             pause = min(pause * 2, 0.05)
             value = self.get(key, MISSING, version, tags=tags)
@@ -704,6 +713,20 @@ class RedisCache(HashAndListCommands, DjangoRedisCache):  # type: ignore[misc]
                 return value
             if time.monotonic() > deadline:
                 return self._compute_and_store(key, default, timeout, version, tags, nx=True)
+
+    def _lock_or_read(
+        self, full: str, lock_key: str, token: bytes, tags: tuple[str, ...]
+    ) -> tuple[bool, Any]:
+        """One round trip: try to take the stampede lock and read the entry again, so a value
+        stored since our miss is found without a second trip."""
+        declared = self._tag_keys(tags) if tags else {}
+        pipe = self._write().pipeline(transaction=False)
+        pipe.set(lock_key, token, nx=True, px=max(1, int(self._stampede_lock_timeout * 1000)))
+        pipe.get(full)
+        for tag_key in declared.values():
+            pipe.get(tag_key)
+        acquired, raw, *current = pipe.execute()
+        return bool(acquired), self._checked([raw], dict(zip(declared, current, strict=True)))[0]
 
     def _compute_and_store(
         self,
@@ -713,16 +736,45 @@ class RedisCache(HashAndListCommands, DjangoRedisCache):  # type: ignore[misc]
         version: int | None,
         tags: tuple[str, ...],
         nx: bool = False,
+        release: tuple[str, bytes] | None = None,
     ) -> Any:
         """Run ``default()`` and store its result with tag versions captured *before* it ran;
-        if they cannot be captured (Redis down, muted) the result is returned but not stored."""
+        if they cannot be captured (Redis down, muted) the result is returned but not stored.
+
+        ``release`` (lock key, token): the stampede lock is released in the same round trip as
+        the write.
+        """
         captured = self.tag_versions(*tags) if tags else None
         value = default()
         if tags and captured is None:
             return value
+        if release is not None:
+            self._store_and_release(key, value, timeout, version, tags, captured, release)
+            return value
         store = self.add if nx else self.set
         store(key, value, timeout, version, tags=tags or None, versions=captured)
         return value
+
+    @guarded()
+    def _store_and_release(
+        self,
+        key: Any,
+        value: Any,
+        timeout: Any,
+        version: int | None,
+        tags: tuple[str, ...],
+        captured: tagging.TagVersions | None,
+        release: tuple[str, bytes],
+    ) -> None:
+        lock_key, token = release
+
+        def build(pipe: Pipeline) -> None:
+            self.set(
+                key, value, timeout, version, client=pipe, tags=tags or None, versions=captured
+            )
+            script("lock_release").queue(pipe, [lock_key], [token])
+
+        run_pipeline(self._write(), build)
 
     def stampede_lock(self, key: Any, version: int | None = None) -> Lock:
         full = self.make_and_validate_key(key, version)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import time
 
+import pytest
 from django.core.cache import cache
 
 from tests.cache.commands import count_commands
@@ -187,3 +188,21 @@ def test_every_public_method_is_guarded() -> None:
     assert {"get", "set", "add", "hget", "sadd", "zadd", "iter_keys", "lock", "clear"} <= {
         name for name in dir(RedisCache) if is_guarded(getattr(RedisCache, name))
     }
+
+
+def test_get_or_set_miss_takes_three_round_trips_and_frees_its_lock() -> None:
+    cache.get_or_set("warm-up", lambda: 0, 60)  # loads the release script once per pool
+    with count_commands() as log:
+        assert cache.get_or_set("computed", lambda: 42, 60) == 42
+    # GET (miss) | SET NX lock + GET | SET value + release script
+    assert log.round_trips == 3
+    raw = cache.client.get_client()
+    assert raw.exists(cache.feature_key("lock", cache.make_key("computed"))) == 0
+
+    def broken() -> int:
+        raise RuntimeError("producer failed")
+
+    with pytest.raises(RuntimeError):
+        cache.get_or_set("broken", broken, 60)
+    assert raw.exists(cache.feature_key("lock", cache.make_key("broken"))) == 0
+    assert cache.get_or_set("broken", lambda: "second try", 60) == "second try"
