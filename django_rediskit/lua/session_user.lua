@@ -1,94 +1,175 @@
--- One user's device index: KEYS[1] = ZSET sid -> expiry (ms, Redis clock), KEYS[2] = HASH
--- sid -> JSON meta {did, ct, la, ip, ua}. Both share the user's {hash tag}.
+-- One user's device index: KEYS[2] = HASH of compact entries, each value <= 64 bytes so a
+-- user's index stays one small listpack-encoded key:
+--   <sid>  -> "<expiry ms>|<device id>|<created s>|<last activity s>|<ip>" (numbers base 36)
+--   <sid># -> "<browser>|<os>|<short user agent>" (only once a client was seen)
+-- KEYS[1] = the ZSET of the first layout (sid -> expiry, with JSON meta in KEYS[2]): when it
+-- exists, it is converted into the layout above and deleted (lazy upgrade; same hash tag).
 -- ARGV[1] is the operation:
---   index  sid ttl_ms did ct ip ua has_client cap policy existing_only old_sid
+--   index  sid ttl_ms did ct_ms ip client has_client cap policy existing_only old_sid
 --          -> {status, client_changed, evicted sid, its device id, ...}; status 1 ok, 0 absent
---             (existing_only),
---             -1 denied by the device cap, -2 old_sid no longer indexed (revoked mid-rotation)
---   list   -> {sid, expiry, meta, ...} of live members
+--             (existing_only), -1 denied by the device cap, -2 old_sid no longer indexed
+--             (revoked mid-rotation)
+--   list   -> {sid, entry, client entry or '', ...} of live members
 --   revoke mode arg... -> {sid, did, ...} removed; mode is all | others (arg = sid kept) |
 --          device (arg = device id) | sids (args = sids)
--- Every call first prunes members whose expiry has passed, and leaves both keys expiring with
--- their latest member (or deleted when empty), so an idle user leaves nothing behind.
+-- Every call first prunes entries whose expiry has passed, and leaves the key expiring with its
+-- latest entry (or deleted when empty), so an idle user leaves nothing behind.
 local z, m = KEYS[1], KEYS[2]
 local op = ARGV[1]
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local DIGITS = '0123456789abcdefghijklmnopqrstuvwxyz'
 
-local function forget(members)
-  for i = 1, #members, 500 do
-    local chunk = {}
-    for j = i, math.min(i + 499, #members) do chunk[#chunk + 1] = members[j] end
-    redis.call('ZREM', z, unpack(chunk))
-    redis.call('HDEL', m, unpack(chunk))
+local function b36(n)
+  n = math.floor(tonumber(n) or 0)
+  if n <= 0 then return '0' end
+  local out = ''
+  while n > 0 do
+    local d = n % 36
+    out = string.sub(DIGITS, d + 1, d + 1) .. out
+    n = math.floor(n / 36)
+  end
+  return out
+end
+
+local function parse(raw)
+  if type(raw) ~= 'string' then return nil end
+  local exp, did, ct, la, ip = string.match(raw, '^(%w+)|([%w_-]+)|(%w+)|(%w+)|([^|]*)$')
+  if not exp then return nil end
+  return {exp = tonumber(exp, 36), did = did, ct = tonumber(ct, 36), la = tonumber(la, 36), ip = ip}
+end
+
+local function encode(e)
+  return b36(e.exp) .. '|' .. e.did .. '|' .. b36(e.ct) .. '|' .. b36(e.la) .. '|' .. (e.ip or '')
+end
+
+local function upgrade()
+  local members = redis.call('ZRANGE', z, 0, -1, 'WITHSCORES')
+  for i = 1, #members, 2 do
+    local sid, exp = members[i], tonumber(members[i + 1])
+    local ok, old = pcall(cjson.decode, redis.call('HGET', m, sid) or '')
+    redis.call('HDEL', m, sid)
+    if exp > now and ok and type(old) == 'table' and type(old.did) == 'string'
+        and string.match(old.did, '^[%w_-]+$') then
+      local ip = type(old.ip) == 'string' and string.gsub(old.ip, '|', '') or ''
+      redis.call('HSET', m, sid, encode({
+        exp = exp, did = old.did, ct = (tonumber(old.ct) or now) / 1000,
+        la = (tonumber(old.la) or now) / 1000, ip = ip}))
+      if type(old.ua) == 'string' then
+        redis.call('HSET', m, sid .. '#', '||' .. string.sub(old.ua, 1, 62))
+      end
+    end
+  end
+  redis.call('DEL', z)
+end
+
+if redis.call('EXISTS', z) == 1 then upgrade() end
+
+-- live: sid -> entry; order: live sids by expiry (oldest first).
+local live, order, dead = {}, {}, {}
+do
+  local flat = redis.call('HGETALL', m)
+  for i = 1, #flat, 2 do
+    local field = flat[i]
+    if string.sub(field, -1) ~= '#' then
+      local e = parse(flat[i + 1])
+      if e and e.exp > now then
+        e.sid = field
+        live[field] = e
+        order[#order + 1] = e
+      else
+        dead[#dead + 1] = field
+      end
+    end
+  end
+  for i = 1, #flat, 2 do
+    local field = flat[i]
+    if string.sub(field, -1) == '#' and not live[string.sub(field, 1, -2)] then
+      dead[#dead + 1] = field
+    end
+  end
+  table.sort(order, function(a, b) return a.exp < b.exp end)
+end
+
+local function hdel(fields)
+  for i = 1, #fields, 500 do
+    redis.call('HDEL', m, unpack(fields, i, math.min(i + 499, #fields)))
   end
 end
 
-local function decode(raw)
-  if not raw then return nil end
-  local ok, value = pcall(cjson.decode, raw)
-  if ok and type(value) == 'table' then return value end
-  return nil
+local function forget(sids)
+  local fields = {}
+  for _, sid in ipairs(sids) do
+    live[sid] = nil
+    fields[#fields + 1] = sid
+    fields[#fields + 1] = sid .. '#'
+  end
+  hdel(fields)
 end
 
 local function settle()
-  local last = redis.call('ZRANGE', z, -1, -1, 'WITHSCORES')
-  if #last == 0 then
-    redis.call('DEL', z, m)
+  local last = nil
+  for _, e in pairs(live) do
+    if not last or e.exp > last then last = e.exp end
+  end
+  if last then
+    redis.call('PEXPIREAT', m, math.floor(last))
   else
-    local at = math.floor(tonumber(last[2]))
-    redis.call('PEXPIREAT', z, at)
-    redis.call('PEXPIREAT', m, at)
+    redis.call('DEL', m)
   end
 end
 
-forget(redis.call('ZRANGEBYSCORE', z, '-inf', now))
+hdel(dead)
 
 if op == 'index' then
   local sid, ttl = ARGV[2], tonumber(ARGV[3])
   local old = ARGV[12]
-  local meta = nil
+  local entry, client = nil, nil
   if old ~= '' and old ~= sid then
-    if not redis.call('ZSCORE', z, old) then
+    if not live[old] then
       settle()
       return {-2, 0}
     end
-    meta = decode(redis.call('HGET', m, old))
+    entry = live[old]
+    client = redis.call('HGET', m, old .. '#')
     forget({old})
   end
   local evicted, evicted_devices = {}, {}
-  if not redis.call('ZSCORE', z, sid) then
+  if not live[sid] then
     if ARGV[11] == '1' then
       settle()
       return {0, 0}
     end
     local cap = tonumber(ARGV[9])
-    if cap > 0 then
-      local n = redis.call('ZCARD', z)
-      if n >= cap then
-        if ARGV[10] == 'deny' then
-          settle()
-          return {-1, 0}
-        end
-        evicted = redis.call('ZRANGE', z, 0, n - cap)
-        for i, victim in ipairs(evicted) do
-          local victim_meta = decode(redis.call('HGET', m, victim))
-          evicted_devices[i] = (victim_meta and type(victim_meta.did) == 'string') and victim_meta.did or ''
-        end
-        forget(evicted)
+    local alive = {}
+    for _, e in ipairs(order) do
+      if live[e.sid] then alive[#alive + 1] = e end
+    end
+    if cap > 0 and #alive >= cap then
+      if ARGV[10] == 'deny' then
+        settle()
+        return {-1, 0}
       end
+      for i = 1, #alive - cap + 1 do
+        evicted[i] = alive[i].sid
+        evicted_devices[i] = alive[i].did
+      end
+      forget(evicted)
     end
   end
-  meta = meta or decode(redis.call('HGET', m, sid)) or {did = ARGV[4], ct = tonumber(ARGV[5])}
+  if client == nil then client = redis.call('HGET', m, sid .. '#') end
+  entry = entry or live[sid] or {did = ARGV[4], ct = tonumber(ARGV[5]) / 1000, ip = ''}
   local changed = 0
   if ARGV[8] == '1' then
-    if meta.ip ~= nil and (meta.ip ~= ARGV[6] or meta.ua ~= ARGV[7]) then changed = 1 end
-    meta.ip = ARGV[6]
-    meta.ua = ARGV[7]
+    if client and (entry.ip ~= ARGV[6] or client ~= ARGV[7]) then changed = 1 end
+    entry.ip = ARGV[6]
+    client = ARGV[7]
   end
-  meta.la = now
-  redis.call('ZADD', z, now + ttl, sid)
-  redis.call('HSET', m, sid, cjson.encode(meta))
+  entry.la = now / 1000
+  entry.exp = now + ttl
+  live[sid] = entry
+  redis.call('HSET', m, sid, encode(entry))
+  if client then redis.call('HSET', m, sid .. '#', client) end
   settle()
   local out = {1, changed}
   for i = 1, #evicted do
@@ -97,45 +178,34 @@ if op == 'index' then
   end
   return out
 elseif op == 'list' then
-  local members = redis.call('ZRANGE', z, 0, -1, 'WITHSCORES')
   local out = {}
-  for i = 1, #members, 2 do
-    out[#out + 1] = members[i]
-    out[#out + 1] = members[i + 1]
-    out[#out + 1] = redis.call('HGET', m, members[i]) or ''
+  for _, e in ipairs(order) do
+    out[#out + 1] = e.sid
+    out[#out + 1] = redis.call('HGET', m, e.sid)
+    out[#out + 1] = redis.call('HGET', m, e.sid .. '#') or ''
   end
   settle()
   return out
 elseif op == 'revoke' then
   local mode, arg = ARGV[2], ARGV[3]
-  local chosen = {}
+  local chosen, out = {}, {}
+  local function choose(e)
+    live[e.sid] = nil  -- chosen once, even if named twice
+    chosen[#chosen + 1] = e.sid
+    out[#out + 1] = e.sid
+    out[#out + 1] = e.did
+  end
   if mode == 'sids' then
     for i = 3, #ARGV do
-      if redis.call('ZSCORE', z, ARGV[i]) or redis.call('HEXISTS', m, ARGV[i]) == 1 then
-        chosen[#chosen + 1] = ARGV[i]
-      end
+      if live[ARGV[i]] then choose(live[ARGV[i]]) end
     end
   else
-    local seen = {}
-    local candidates = redis.call('ZRANGE', z, 0, -1)
-    for _, sid in ipairs(redis.call('HKEYS', m)) do candidates[#candidates + 1] = sid end
-    for _, sid in ipairs(candidates) do
-      if not seen[sid] then
-        seen[sid] = true
-        if mode == 'all' or (mode == 'others' and sid ~= arg) then
-          chosen[#chosen + 1] = sid
-        elseif mode == 'device' then
-          local meta = decode(redis.call('HGET', m, sid))
-          if meta and meta.did == arg then chosen[#chosen + 1] = sid end
-        end
+    for _, e in ipairs(order) do
+      if mode == 'all' or (mode == 'others' and e.sid ~= arg)
+          or (mode == 'device' and e.did == arg) then
+        choose(e)
       end
     end
-  end
-  local out = {}
-  for _, sid in ipairs(chosen) do
-    local meta = decode(redis.call('HGET', m, sid))
-    out[#out + 1] = sid
-    out[#out + 1] = (meta and type(meta.did) == 'string') and meta.did or ''
   end
   forget(chosen)
   settle()

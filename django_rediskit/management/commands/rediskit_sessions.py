@@ -76,10 +76,11 @@ class Command(BaseCommand):
         users = sessions = 0
         complete = True
         with redis_io(backend) as client:
-            pattern = f"{glob_escape(backend.feature_key('users'))}:*:z"
+            pattern = f"{glob_escape(backend.feature_key('users'))}:*:m"
             for key in client.scan_iter(match=pattern, count=SCAN_COUNT):
                 users += 1
-                sessions += int(client.zcard(key))
+                # One field per session, plus a "<sid>#" client field (lua/session_user.lua).
+                sessions += sum(1 for field in client.hkeys(key) if not field.endswith(b"#"))
                 if time.monotonic() > deadline:
                     complete = False
                     break
