@@ -1,7 +1,8 @@
 -- One user's device index: KEYS[2] = HASH of compact entries, each value <= 64 bytes so a
 -- user's index stays one small listpack-encoded key:
---   <sid>  -> "<expiry ms>|<device id>|<created s>|<last activity s>|<ip>" (numbers base 36)
---   <sid># -> "<browser>|<os>|<short user agent>" (only once a client was seen)
+--   <sid>      -> "<expiry ms>|<device id>|<created s>|<last activity s>|<ip>" (base 36)
+--   #<sid 1-10> -> "<browser>|<os>|<short user agent>" (once a client was seen; a short name,
+--                  as it costs memory per session: 10 random chars tell a user's sids apart)
 -- KEYS[1] = the ZSET of the first layout (sid -> expiry, with JSON meta in KEYS[2]): when it
 -- exists, it is converted into the layout above and deleted (lazy upgrade; same hash tag).
 -- ARGV[1] is the operation:
@@ -19,6 +20,8 @@ local op = ARGV[1]
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local DIGITS = '0123456789abcdefghijklmnopqrstuvwxyz'
+
+local function cf(sid) return '#' .. string.sub(sid, 1, 10) end
 
 local function b36(n)
   n = math.floor(tonumber(n) or 0)
@@ -56,7 +59,7 @@ local function upgrade()
         exp = exp, did = old.did, ct = (tonumber(old.ct) or now) / 1000,
         la = (tonumber(old.la) or now) / 1000, ip = ip}))
       if type(old.ua) == 'string' then
-        redis.call('HSET', m, sid .. '#', '||' .. string.sub(old.ua, 1, 62))
+        redis.call('HSET', m, cf(sid), '||' .. string.sub(old.ua, 1, 62))
       end
     end
   end
@@ -71,7 +74,7 @@ do
   local flat = redis.call('HGETALL', m)
   for i = 1, #flat, 2 do
     local field = flat[i]
-    if string.sub(field, -1) ~= '#' then
+    if string.sub(field, 1, 1) ~= '#' then
       local e = parse(flat[i + 1])
       if e and e.exp > now then
         e.sid = field
@@ -82,11 +85,11 @@ do
       end
     end
   end
+  local named = {}
+  for sid in pairs(live) do named[cf(sid)] = true end
   for i = 1, #flat, 2 do
     local field = flat[i]
-    if string.sub(field, -1) == '#' and not live[string.sub(field, 1, -2)] then
-      dead[#dead + 1] = field
-    end
+    if string.sub(field, 1, 1) == '#' and not named[field] then dead[#dead + 1] = field end
   end
   table.sort(order, function(a, b) return a.exp < b.exp end)
 end
@@ -102,7 +105,7 @@ local function forget(sids)
   for _, sid in ipairs(sids) do
     live[sid] = nil
     fields[#fields + 1] = sid
-    fields[#fields + 1] = sid .. '#'
+    fields[#fields + 1] = cf(sid)
   end
   hdel(fields)
 end
@@ -131,7 +134,7 @@ if op == 'index' then
       return {-2, 0}
     end
     entry = live[old]
-    client = redis.call('HGET', m, old .. '#')
+    client = redis.call('HGET', m, cf(old))
     forget({old})
   end
   local evicted, evicted_devices = {}, {}
@@ -157,7 +160,7 @@ if op == 'index' then
       forget(evicted)
     end
   end
-  if client == nil then client = redis.call('HGET', m, sid .. '#') end
+  if client == nil then client = redis.call('HGET', m, cf(sid)) end
   entry = entry or live[sid] or {did = ARGV[4], ct = tonumber(ARGV[5]) / 1000, ip = ''}
   local changed = 0
   if ARGV[8] == '1' then
@@ -169,7 +172,7 @@ if op == 'index' then
   entry.exp = now + ttl
   live[sid] = entry
   redis.call('HSET', m, sid, encode(entry))
-  if client then redis.call('HSET', m, sid .. '#', client) end
+  if client then redis.call('HSET', m, cf(sid), client) end
   settle()
   local out = {1, changed}
   for i = 1, #evicted do
@@ -182,7 +185,7 @@ elseif op == 'list' then
   for _, e in ipairs(order) do
     out[#out + 1] = e.sid
     out[#out + 1] = redis.call('HGET', m, e.sid)
-    out[#out + 1] = redis.call('HGET', m, e.sid .. '#') or ''
+    out[#out + 1] = redis.call('HGET', m, cf(e.sid)) or ''
   end
   settle()
   return out

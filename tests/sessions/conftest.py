@@ -45,11 +45,11 @@ def builtin_user_agents(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 def index_fields(rclient: Any, uid: str) -> list[bytes]:
-    """The session ids in a user's index (one field each, plus "<sid>#" client fields)."""
+    """The session ids in a user's index (one field each, plus "#..." client fields)."""
     from django_rediskit.sessions.index import session_backend, user_keys
 
     _, m = user_keys(session_backend(), uid)
-    return sorted(field for field in rclient.hkeys(m) if not field.endswith(b"#"))
+    return sorted(field for field in rclient.hkeys(m) if not field.startswith(b"#"))
 
 
 def _drop_session_keys() -> None:

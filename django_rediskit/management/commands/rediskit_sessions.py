@@ -79,8 +79,8 @@ class Command(BaseCommand):
             pattern = f"{glob_escape(backend.feature_key('users'))}:*:m"
             for key in client.scan_iter(match=pattern, count=SCAN_COUNT):
                 users += 1
-                # One field per session, plus a "<sid>#" client field (lua/session_user.lua).
-                sessions += sum(1 for field in client.hkeys(key) if not field.endswith(b"#"))
+                # One field per session, plus a "#..." client field (lua/session_user.lua).
+                sessions += sum(1 for field in client.hkeys(key) if not field.startswith(b"#"))
                 if time.monotonic() > deadline:
                     complete = False
                     break
