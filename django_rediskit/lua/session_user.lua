@@ -46,24 +46,50 @@ local function encode(e)
   return b36(e.exp) .. '|' .. e.did .. '|' .. b36(e.ct) .. '|' .. b36(e.la) .. '|' .. (e.ip or '')
 end
 
+-- The first layout kept the raw user agent; keep what fits, as useragent.shorten does
+-- (families are re-derived from it when listed).
+local function short_agent(ua)
+  ua = string.gsub(ua, 'Mozilla/5%.0%s*', '')
+  ua = string.gsub(ua, 'AppleWebKit/%S+%s*', '')
+  ua = string.gsub(ua, '%(KHTML, like Gecko%)%s*', '')
+  ua = string.gsub(ua, 'Gecko/%d+%s*', '')
+  ua = string.gsub(ua, '|', '/')
+  if #ua > 62 then
+    local last = string.match(ua, '(%S+)$') or ''
+    if #last < 31 then
+      ua = string.sub(ua, 1, 60 - #last) .. '~ ' .. last
+    else
+      ua = string.sub(ua, 1, 62)
+    end
+  end
+  return ua
+end
+
+-- Rebuilt rather than edited in place: Redis never turns a hashtable-encoded hash (the JSON
+-- values made it one) back into a listpack.
 local function upgrade()
   local members = redis.call('ZRANGE', z, 0, -1, 'WITHSCORES')
+  local fresh = {}
   for i = 1, #members, 2 do
     local sid, exp = members[i], tonumber(members[i + 1])
     local ok, old = pcall(cjson.decode, redis.call('HGET', m, sid) or '')
-    redis.call('HDEL', m, sid)
     if exp > now and ok and type(old) == 'table' and type(old.did) == 'string'
         and string.match(old.did, '^[%w_-]+$') then
       local ip = type(old.ip) == 'string' and string.gsub(old.ip, '|', '') or ''
-      redis.call('HSET', m, sid, encode({
+      fresh[#fresh + 1] = sid
+      fresh[#fresh + 1] = encode({
         exp = exp, did = old.did, ct = (tonumber(old.ct) or now) / 1000,
-        la = (tonumber(old.la) or now) / 1000, ip = ip}))
+        la = (tonumber(old.la) or now) / 1000, ip = ip})
       if type(old.ua) == 'string' then
-        redis.call('HSET', m, cf(sid), '||' .. string.sub(old.ua, 1, 62))
+        fresh[#fresh + 1] = cf(sid)
+        fresh[#fresh + 1] = '||' .. short_agent(old.ua)
       end
     end
   end
-  redis.call('DEL', z)
+  redis.call('DEL', z, m)
+  for i = 1, #fresh, 500 do
+    redis.call('HSET', m, unpack(fresh, i, math.min(i + 499, #fresh)))
+  end
 end
 
 if redis.call('EXISTS', z) == 1 then upgrade() end

@@ -15,13 +15,21 @@ still too long, the middle is cut (``~``) and the last product token kept.
 from __future__ import annotations
 
 import functools
+import importlib
 import re
+from types import ModuleType
 from typing import Final
 
-try:
-    import ua_parser
-except ImportError:  # the optional extra is not installed: the built-in parser does the job
-    ua_parser = None
+
+def _optional_parser() -> ModuleType | None:
+    """ua-parser if the ``useragent`` extra is installed, else None (built-in rules)."""
+    try:
+        return importlib.import_module("ua_parser")
+    except ImportError:
+        return None
+
+
+ua_parser: ModuleType | None = _optional_parser()
 
 #: Largest stored client entry: Redis keeps a hash listpack-encoded while values are <= 64 B.
 CLIENT_FIELD_MAX: Final = 64

@@ -367,6 +367,18 @@ def test_options_are_validated() -> None:
     ):
         with sessions_opts(**bad), pytest.raises(ImproperlyConfigured):
             get_options()
+    with (
+        override_settings(REDISKIT={"SESSIONS": ["DEVICE_LIMIT", 3]}),
+        pytest.raises(ImproperlyConfigured, match=r"SESSIONS.*must be a dict"),
+    ):
+        get_options()
+    with sessions_opts(DEVICE_LIMIT=3, ACTIVITY_RESOLUTION=5):
+        merged = get_options()  # the given keys over the defaults, the rest defaulted
+    assert (merged.device_limit, merged.activity_resolution) == (3, 5.0)
+    assert (
+        merged.device_limit_policy == "evict_oldest"
+        and merged.revoke_on_password_change == "others"
+    )
 
 
 def test_async_device_api(make_user: Any) -> None:

@@ -80,7 +80,8 @@ class Command(BaseCommand):
             for key in client.scan_iter(match=pattern, count=SCAN_COUNT):
                 users += 1
                 # One field per session, plus a "#..." client field (lua/session_user.lua).
-                sessions += sum(1 for field in client.hkeys(key) if not field.startswith(b"#"))
+                fields: Any = client.hkeys(key)  # bytes: the client does not decode
+                sessions += sum(1 for field in fields if not field.startswith(b"#"))
                 if time.monotonic() > deadline:
                     complete = False
                     break
