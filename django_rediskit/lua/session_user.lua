@@ -94,8 +94,8 @@ end
 
 if redis.call('EXISTS', z) == 1 then upgrade() end
 
--- live: sid -> entry; order: live sids by expiry (oldest first).
-local live, order, dead = {}, {}, {}
+-- live: sid -> entry; order: live entries by expiry (oldest first); clients: client fields.
+local live, order, dead, clients = {}, {}, {}, {}
 do
   local flat = redis.call('HGETALL', m)
   for i = 1, #flat, 2 do
@@ -104,6 +104,7 @@ do
       local e = parse(flat[i + 1])
       if e and e.exp > now then
         e.sid = field
+        e.raw = flat[i + 1]
         live[field] = e
         order[#order + 1] = e
       else
@@ -115,7 +116,9 @@ do
   for sid in pairs(live) do named[cf(sid)] = true end
   for i = 1, #flat, 2 do
     local field = flat[i]
-    if string.sub(field, 1, 1) == '#' and not named[field] then dead[#dead + 1] = field end
+    if string.sub(field, 1, 1) == '#' then
+      if named[field] then clients[field] = flat[i + 1] else dead[#dead + 1] = field end
+    end
   end
   table.sort(order, function(a, b) return a.exp < b.exp end)
 end
@@ -160,7 +163,7 @@ if op == 'index' then
       return {-2, 0}
     end
     entry = live[old]
-    client = redis.call('HGET', m, cf(old))
+    client = clients[cf(old)] or false
     forget({old})
   end
   local evicted, evicted_devices = {}, {}
@@ -186,7 +189,7 @@ if op == 'index' then
       forget(evicted)
     end
   end
-  if client == nil then client = redis.call('HGET', m, cf(sid)) end
+  if client == nil then client = clients[cf(sid)] or false end
   entry = entry or live[sid] or {did = ARGV[4], ct = tonumber(ARGV[5]) / 1000, ip = ''}
   local changed = 0
   if ARGV[8] == '1' then
@@ -210,8 +213,8 @@ elseif op == 'list' then
   local out = {}
   for _, e in ipairs(order) do
     out[#out + 1] = e.sid
-    out[#out + 1] = redis.call('HGET', m, e.sid)
-    out[#out + 1] = redis.call('HGET', m, cf(e.sid)) or ''
+    out[#out + 1] = e.raw
+    out[#out + 1] = clients[cf(e.sid)] or ''
   end
   settle()
   return out
