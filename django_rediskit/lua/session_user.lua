@@ -94,17 +94,17 @@ end
 
 if redis.call('EXISTS', z) == 1 then upgrade() end
 
--- live: sid -> entry; order: live entries by expiry (oldest first); clients: client fields.
+-- live: sid -> entry; order: live entries (hash order); clients: client fields. Only the
+-- expiry is decoded up front (this runs on every touch); other parts on demand, by full().
 local live, order, dead, clients = {}, {}, {}, {}
 do
   local flat = redis.call('HGETALL', m)
   for i = 1, #flat, 2 do
     local field = flat[i]
     if string.sub(field, 1, 1) ~= '#' then
-      local e = parse(flat[i + 1])
-      if e and e.exp > now then
-        e.sid = field
-        e.raw = flat[i + 1]
+      local exp = tonumber(string.match(flat[i + 1], '^(%w+)|') or '', 36)
+      if exp and exp > now then
+        local e = {sid = field, raw = flat[i + 1], exp = exp}
         live[field] = e
         order[#order + 1] = e
       else
@@ -120,7 +120,17 @@ do
       if named[field] then clients[field] = flat[i + 1] else dead[#dead + 1] = field end
     end
   end
-  table.sort(order, function(a, b) return a.exp < b.exp end)
+end
+
+local function did_of(e)
+  return string.match(e.raw, '^%w+|([%w_-]+)|') or ''
+end
+
+-- The entry with all its parts (device id, times, IP); nil when malformed.
+local function full(e)
+  local parsed = parse(e.raw)
+  if parsed then parsed.sid = e.sid end
+  return parsed
 end
 
 local function hdel(fields)
@@ -162,7 +172,7 @@ if op == 'index' then
       settle()
       return {-2, 0}
     end
-    entry = live[old]
+    entry = full(live[old])
     client = clients[cf(old)] or false
     forget({old})
   end
@@ -177,6 +187,7 @@ if op == 'index' then
     for _, e in ipairs(order) do
       if live[e.sid] then alive[#alive + 1] = e end
     end
+    table.sort(alive, function(a, b) return a.exp < b.exp end)
     if cap > 0 and #alive >= cap then
       if ARGV[10] == 'deny' then
         settle()
@@ -184,13 +195,14 @@ if op == 'index' then
       end
       for i = 1, #alive - cap + 1 do
         evicted[i] = alive[i].sid
-        evicted_devices[i] = alive[i].did
+        evicted_devices[i] = did_of(alive[i])
       end
       forget(evicted)
     end
   end
   if client == nil then client = clients[cf(sid)] or false end
-  entry = entry or live[sid] or {did = ARGV[4], ct = tonumber(ARGV[5]) / 1000, ip = ''}
+  entry = entry or (live[sid] and full(live[sid]))
+    or {did = ARGV[4], ct = tonumber(ARGV[5]) / 1000, ip = ''}
   local changed = 0
   if ARGV[8] == '1' then
     if client and (entry.ip ~= ARGV[6] or client ~= ARGV[7]) then changed = 1 end
@@ -225,7 +237,7 @@ elseif op == 'revoke' then
     live[e.sid] = nil  -- chosen once, even if named twice
     chosen[#chosen + 1] = e.sid
     out[#out + 1] = e.sid
-    out[#out + 1] = e.did
+    out[#out + 1] = did_of(e)
   end
   if mode == 'sids' then
     for i = 3, #ARGV do
@@ -234,7 +246,7 @@ elseif op == 'revoke' then
   else
     for _, e in ipairs(order) do
       if mode == 'all' or (mode == 'others' and e.sid ~= arg)
-          or (mode == 'device' and e.did == arg) then
+          or (mode == 'device' and did_of(e) == arg) then
         choose(e)
       end
     end
