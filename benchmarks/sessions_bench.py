@@ -98,6 +98,26 @@ def memory_per_session(
     return (used_memory(client) - before) / count
 
 
+def index_script_cost(server: Any, client: Any) -> None:
+    """Redis-side time of one activity write's index call (lua/session_user.lua), by how many
+    sessions the user has: every call reads the user's whole hash to prune it."""
+    from django_rediskit.lua import script
+    from django_rediskit.sessions.index import index_args, session_backend, user_keys
+
+    keys = user_keys(session_backend(), "bench-cost")
+    for sessions in (1, 5, 50):
+        server.flush()
+        for i in range(sessions):
+            argv = index_args(f"{i:032d}", 3_600_000, "A" * 22, 0, BROWSER)
+            script("session_user")(keys=keys, args=argv, client=client)
+        argv = index_args(f"{0:032d}", 3_600_000, "A" * 22, 0, BROWSER, existing_only=True)
+        client.config_resetstat()
+        for _ in range(2000):
+            script("session_user")(keys=keys, args=argv, client=client)
+        stats = client.info("commandstats")["cmdstat_evalsha"]
+        print(f"index script, {sessions:2d} sessions/user: {stats['usec_per_call']:.1f} us/call")
+
+
 def device_api(store_cls: Any, data_for: Any) -> None:
     """list_devices p50/p95 with 50 devices; revoke_all of 100 sessions."""
     from django.contrib.auth.models import User
@@ -202,6 +222,8 @@ def main() -> None:
         )
         server.flush()
         if not options.memory_only:
+            index_script_cost(server, client)
+            server.flush()
             device_api(KitStore, authenticated)
     finally:
         server.close()
