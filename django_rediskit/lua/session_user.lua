@@ -1,12 +1,13 @@
 -- One user's device index: KEYS[2] = HASH of compact entries, each value <= 64 bytes so a
 -- user's index stays one small listpack-encoded key:
---   <sid>      -> "<expiry ms>|<device id>|<created s>|<last activity s>|<ip>" (base 36)
---   #<sid 1-10> -> "<browser>|<os>|<short user agent>" (once a client was seen; a short name,
---                  as it costs memory per session: 10 random chars tell a user's sids apart)
+--   <sid>      -> "<expiry ms>|<device id>|<created s>|<last activity s>" (base 36, <= 45 B)
+--   #<sid 1-10> -> "<ip>|<browser>|<os>|<short user agent>" (once a client was seen; built
+--                  and cut to 64 B by useragent.client_field; a short name, as it costs memory
+--                  per session: 10 random chars tell a user's sids apart)
 -- KEYS[1] = the ZSET of the first layout (sid -> expiry, with JSON meta in KEYS[2]): when it
 -- exists, it is converted into the layout above and deleted (lazy upgrade; same hash tag).
 -- ARGV[1] is the operation:
---   index  sid ttl_ms did ct_ms ip client has_client cap policy existing_only old_sid
+--   index  sid ttl_ms did ct_ms client has_client cap policy existing_only old_sid
 --          -> {status, client_changed, evicted sid, its device id, ...}; status 1 ok, 0 absent
 --             (existing_only), -1 denied by the device cap, -2 old_sid no longer indexed
 --             (revoked mid-rotation)
@@ -37,29 +38,29 @@ end
 
 local function parse(raw)
   if type(raw) ~= 'string' then return nil end
-  local exp, did, ct, la, ip = string.match(raw, '^(%w+)|([%w_-]+)|(%w+)|(%w+)|([^|]*)$')
+  local exp, did, ct, la = string.match(raw, '^(%w+)|([%w_-]+)|(%w+)|(%w+)$')
   if not exp then return nil end
-  return {exp = tonumber(exp, 36), did = did, ct = tonumber(ct, 36), la = tonumber(la, 36), ip = ip}
+  return {exp = tonumber(exp, 36), did = did, ct = tonumber(ct, 36), la = tonumber(la, 36)}
 end
 
 local function encode(e)
-  return b36(e.exp) .. '|' .. e.did .. '|' .. b36(e.ct) .. '|' .. b36(e.la) .. '|' .. (e.ip or '')
+  return b36(e.exp) .. '|' .. e.did .. '|' .. b36(e.ct) .. '|' .. b36(e.la)
 end
 
 -- The first layout kept the raw user agent; keep what fits, as useragent.shorten does
 -- (families are re-derived from it when listed).
-local function short_agent(ua)
+local function short_agent(ua, room)
   ua = string.gsub(ua, 'Mozilla/5%.0%s*', '')
   ua = string.gsub(ua, 'AppleWebKit/%S+%s*', '')
   ua = string.gsub(ua, '%(KHTML, like Gecko%)%s*', '')
   ua = string.gsub(ua, 'Gecko/%d+%s*', '')
   ua = string.gsub(ua, '|', '/')
-  if #ua > 62 then
+  if #ua > room then
     local last = string.match(ua, '(%S+)$') or ''
-    if #last < 31 then
-      ua = string.sub(ua, 1, 60 - #last) .. '~ ' .. last
+    if #last < room / 2 then
+      ua = string.sub(ua, 1, room - 2 - #last) .. '~ ' .. last
     else
-      ua = string.sub(ua, 1, 62)
+      ua = string.sub(ua, 1, room)
     end
   end
   return ua
@@ -75,14 +76,15 @@ local function upgrade()
     local ok, old = pcall(cjson.decode, redis.call('HGET', m, sid) or '')
     if exp > now and ok and type(old) == 'table' and type(old.did) == 'string'
         and string.match(old.did, '^[%w_-]+$') then
-      local ip = type(old.ip) == 'string' and string.gsub(old.ip, '|', '') or ''
       fresh[#fresh + 1] = sid
       fresh[#fresh + 1] = encode({
         exp = exp, did = old.did, ct = (tonumber(old.ct) or now) / 1000,
-        la = (tonumber(old.la) or now) / 1000, ip = ip})
-      if type(old.ua) == 'string' then
+        la = (tonumber(old.la) or now) / 1000})
+      if type(old.ip) == 'string' then
+        local ip = string.sub(string.gsub(old.ip, '|', ''), 1, 45)
+        local ua = type(old.ua) == 'string' and old.ua or ''
         fresh[#fresh + 1] = cf(sid)
-        fresh[#fresh + 1] = '||' .. short_agent(old.ua)
+        fresh[#fresh + 1] = ip .. '|||' .. short_agent(ua, 61 - #ip)
       end
     end
   end
@@ -165,7 +167,7 @@ hdel(dead)
 
 if op == 'index' then
   local sid, ttl = ARGV[2], tonumber(ARGV[3])
-  local old = ARGV[12]
+  local old = ARGV[11]
   local entry, client = nil, nil
   if old ~= '' and old ~= sid then
     if not live[old] then
@@ -178,18 +180,18 @@ if op == 'index' then
   end
   local evicted, evicted_devices = {}, {}
   if not live[sid] then
-    if ARGV[11] == '1' then
+    if ARGV[10] == '1' then
       settle()
       return {0, 0}
     end
-    local cap = tonumber(ARGV[9])
+    local cap = tonumber(ARGV[8])
     local alive = {}
     for _, e in ipairs(order) do
       if live[e.sid] then alive[#alive + 1] = e end
     end
     table.sort(alive, function(a, b) return a.exp < b.exp end)
     if cap > 0 and #alive >= cap then
-      if ARGV[10] == 'deny' then
+      if ARGV[9] == 'deny' then
         settle()
         return {-1, 0}
       end
@@ -202,12 +204,11 @@ if op == 'index' then
   end
   if client == nil then client = clients[cf(sid)] or false end
   entry = entry or (live[sid] and full(live[sid]))
-    or {did = ARGV[4], ct = tonumber(ARGV[5]) / 1000, ip = ''}
+    or {did = ARGV[4], ct = tonumber(ARGV[5]) / 1000}
   local changed = 0
-  if ARGV[8] == '1' then
-    if client and (entry.ip ~= ARGV[6] or client ~= ARGV[7]) then changed = 1 end
-    entry.ip = ARGV[6]
-    client = ARGV[7]
+  if ARGV[7] == '1' then
+    if client and client ~= ARGV[6] then changed = 1 end
+    client = ARGV[6]
   end
   entry.la = now / 1000
   entry.exp = now + ttl

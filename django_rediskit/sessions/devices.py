@@ -92,13 +92,13 @@ def _current_key(request: HttpRequest | None) -> str | None:
 def _device(entry: bytes, client: bytes, current: bool) -> Device | None:
     """A Device from one index entry (format in lua/session_user.lua); None if malformed."""
     try:
-        expiry, device_id, created, active, ip = entry.decode("ascii").split("|", 4)
+        expiry, device_id, created, active = entry.decode("ascii").split("|")
         times = [int(value, 36) for value in (expiry, created, active)]
     except (UnicodeDecodeError, ValueError):
         return None
     if not DEVICE_ID_RE.match(device_id):
         return None
-    browser, system, agent = read_client_field(client.decode("ascii", "replace"))
+    ip, browser, system, agent = read_client_field(client.decode("ascii", "replace"))
     return Device(
         device_id=device_id,
         created_at=_when(times[1]),

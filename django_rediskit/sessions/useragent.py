@@ -5,8 +5,9 @@ parser. Its order matters: Edge and Opera also claim Chrome, Chrome also claims 
 every mobile OS claims a desktop one. Good enough to tell a user "Firefox on Windows" from
 "Safari on iPhone"; not meant for analytics.
 
-The index stores ``"<browser>|<os>|<short agent>"`` in at most ``CLIENT_FIELD_MAX`` bytes, so the
-per-user HASH keeps Redis's compact listpack encoding (``hash-max-listpack-value`` is 64). The
+The index stores ``"<ip>|<browser>|<os>|<short agent>"`` in at most ``CLIENT_FIELD_MAX`` bytes,
+so the per-user HASH keeps Redis's compact listpack encoding (``hash-max-listpack-value`` is 64).
+The IP is kept whole (an IPv6 address leaves little room), then the families, then the agent. The
 short agent drops the tokens every browser sends (``Mozilla/5.0``, ``AppleWebKit/...``,
 ``(KHTML, like Gecko)``, ``Gecko/...``, ``Safari/...`` in another browser's agent); if it is
 still too long, the middle is cut (``~``) and the last product token kept.
@@ -34,6 +35,7 @@ ua_parser: ModuleType | None = _optional_parser()
 #: Largest stored client entry: Redis keeps a hash listpack-encoded while values are <= 64 B.
 CLIENT_FIELD_MAX: Final = 64
 _FAMILY_MAX: Final = 24
+_IP_MAX: Final = 45  # the longest textual IPv6 form (IPv4-mapped)
 _BROWSERS: Final = (
     ("Edge", re.compile(r"Edg(?:e|A|iOS)?/")),
     ("Opera", re.compile(r"OPR/|Opera")),
@@ -101,10 +103,13 @@ def shorten(agent: str) -> str:
     return " ".join(short.split())
 
 
-def client_field(agent: str) -> str:
-    """The stored ``"<browser>|<os>|<short agent>"``, at most ``CLIENT_FIELD_MAX`` bytes."""
+def client_field(ip: str, agent: str) -> str:
+    """The stored ``"<ip>|<browser>|<os>|<short agent>"``, at most ``CLIENT_FIELD_MAX`` bytes."""
     browser, system = parse(agent)
-    head = f"{_clean(browser, _FAMILY_MAX)}|{_clean(system, _FAMILY_MAX)}|"
+    address = _clean(ip, _IP_MAX).replace(" ", "")
+    family_room = min(_FAMILY_MAX, (CLIENT_FIELD_MAX - len(address) - 3) // 2)
+    browser, system = _clean(browser, family_room), _clean(system, family_room)
+    head = f"{address}|{browser}|{system}|"
     short, room = _clean(shorten(agent), 512), CLIENT_FIELD_MAX - len(head)
     if len(short) > room:
         # Keep the last product token ("Firefox/128.0") whole; cut the platform comment.
@@ -113,10 +118,10 @@ def client_field(agent: str) -> str:
     return head + short[:room]
 
 
-def read_client_field(raw: str) -> tuple[str, str, str]:
-    """(browser, OS, short agent) of a stored entry; families are re-derived from the agent
+def read_client_field(raw: str) -> tuple[str, str, str, str]:
+    """(IP, browser, OS, short agent) of a stored entry; families are re-derived from the agent
     where they are missing (entries converted from the first index layout)."""
-    browser, system, agent = ([*raw.split("|", 2), "", ""])[:3]
+    ip, browser, system, agent = ([*raw.split("|", 3), "", "", ""])[:4]
     if not browser or not system:
         browser, system = parse(agent)
-    return browser, system, agent
+    return ip, browser, system, agent

@@ -89,7 +89,7 @@ def test_login_rotates_key_and_registers_device(make_user: Any, captured: Any) -
     assert whoami(client) == user.get_username()
     [device] = list_devices(user)
     assert (device.browser, device.os, device.ip) == ("Firefox", "Windows", "10.0.0.1")
-    assert device.user_agent == client_field(FIREFOX).split("|", 2)[2]  # the stored short form
+    assert device.user_agent == client_field("10.0.0.1", FIREFOX).split("|", 3)[3]  # short form
     assert device.user_agent.endswith(" Firefox/128.0") and "Windows NT 10.0" in device.user_agent
     assert re.fullmatch(r"[A-Za-z0-9_-]{22}", device.device_id)
     assert device.device_id not in sid(client)

@@ -67,16 +67,23 @@ def test_short_form_drops_boilerplate_tokens() -> None:
 
 
 def test_client_field_keeps_the_last_product_token_when_cut() -> None:
-    field = useragent.client_field(EDGE)
-    assert len(field) == 64 and field.startswith("Edge|Windows|(Windows NT 10.0")
+    field = useragent.client_field("203.0.113.9", EDGE)
+    assert len(field) == 64 and field.startswith("203.0.113.9|Edge|Windows|(Windows NT 10.0")
     assert field.endswith("~ Edg/131.0.0.0")
-    assert useragent.read_client_field(field)[:2] == ("Edge", "Windows")
+    assert useragent.read_client_field(field)[:3] == ("203.0.113.9", "Edge", "Windows")
 
 
-@given(st.text(max_size=600))
-def test_client_field_is_bounded_ascii_for_any_header(agent: str) -> None:
-    field = useragent.client_field(agent)
+def test_client_field_keeps_a_long_ipv6_address_whole() -> None:
+    ip = "2001:db8:85a3:8d3:1319:8a2e:370:7348"
+    field = useragent.client_field(ip, EDGE)
+    assert len(field) <= 64
+    assert useragent.read_client_field(field)[:3] == (ip, "Edge", "Windows")
+
+
+@given(st.text(max_size=80), st.text(max_size=600))
+def test_client_field_is_bounded_ascii_for_any_header(ip: str, agent: str) -> None:
+    field = useragent.client_field(ip, agent)
     assert len(field.encode()) == len(field) <= useragent.CLIENT_FIELD_MAX
-    browser, system, short = field.split("|", 2)
+    address, browser, system, short = field.split("|", 3)
     assert "|" not in short and browser and system
-    assert useragent.read_client_field(field) == (browser, system, short)
+    assert useragent.read_client_field(field) == (address, browser, system, short)
