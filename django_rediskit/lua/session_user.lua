@@ -1,9 +1,10 @@
 -- One user's device index: KEYS[2] = HASH of compact entries, each value <= 64 bytes so a
 -- user's index stays one small listpack-encoded key:
 --   <sid>      -> "<expiry ms>|<device id>|<created s>|<last activity s>" (base 36, <= 45 B)
---   #<sid 1-10> -> "<ip>|<browser>|<os>|<short user agent>" (once a client was seen; built
---                  and cut to 64 B by useragent.client_field; a short name, as it costs memory
---                  per session: 10 random chars tell a user's sids apart)
+--   #<sid 1-6> -> "<ip>|<browser>|<os>|<short user agent>" (once a client was seen; built
+--                 and cut to 61 B by useragent.client_field; a short name, as it costs memory
+--                 per session: 6 random chars tell a user's sids apart, and a rare clash only
+--                 mixes up two devices' displayed client)
 -- KEYS[1] = the ZSET of the first layout (sid -> expiry, with JSON meta in KEYS[2]): when it
 -- exists, it is converted into the layout above and deleted (lazy upgrade; same hash tag).
 -- ARGV[1] is the operation:
@@ -22,7 +23,7 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local DIGITS = '0123456789abcdefghijklmnopqrstuvwxyz'
 
-local function cf(sid) return '#' .. string.sub(sid, 1, 10) end
+local function cf(sid) return '#' .. string.sub(sid, 1, 6) end
 
 local function b36(n)
   n = math.floor(tonumber(n) or 0)
@@ -84,7 +85,7 @@ local function upgrade()
         local ip = string.sub(string.gsub(old.ip, '|', ''), 1, 45)
         local ua = type(old.ua) == 'string' and old.ua or ''
         fresh[#fresh + 1] = cf(sid)
-        fresh[#fresh + 1] = ip .. '|||' .. short_agent(ua, 61 - #ip)
+        fresh[#fresh + 1] = ip .. '|||' .. short_agent(ua, 58 - #ip)
       end
     end
   end

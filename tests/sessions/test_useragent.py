@@ -68,7 +68,9 @@ def test_short_form_drops_boilerplate_tokens() -> None:
 
 def test_client_field_keeps_the_last_product_token_when_cut() -> None:
     field = useragent.client_field("203.0.113.9", EDGE)
-    assert len(field) == 64 and field.startswith("203.0.113.9|Edge|Windows|(Windows NT 10.0")
+    assert len(field) == useragent.CLIENT_FIELD_MAX and field.startswith(
+        "203.0.113.9|Edge|Windows|(Windows NT 10.0"
+    )
     assert field.endswith("~ Edg/131.0.0.0")
     assert useragent.read_client_field(field)[:3] == ("203.0.113.9", "Edge", "Windows")
 
@@ -76,7 +78,7 @@ def test_client_field_keeps_the_last_product_token_when_cut() -> None:
 def test_client_field_keeps_a_long_ipv6_address_whole() -> None:
     ip = "2001:db8:85a3:8d3:1319:8a2e:370:7348"
     field = useragent.client_field(ip, EDGE)
-    assert len(field) <= 64
+    assert len(field) <= useragent.CLIENT_FIELD_MAX
     assert useragent.read_client_field(field)[:3] == (ip, "Edge", "Windows")
 
 
