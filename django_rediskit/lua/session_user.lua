@@ -129,7 +129,7 @@ local function did_of(e)
   return string.match(e.raw, '^%w+|([%w_-]+)|') or ''
 end
 
--- The entry with all its parts (device id, times, IP); nil when malformed.
+-- The entry with all its parts (device id, times); nil when malformed.
 local function full(e)
   local parsed = parse(e.raw)
   if parsed then parsed.sid = e.sid end
