@@ -21,6 +21,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
+#: A typical desktop client, as the middleware would record it.
+BROWSER = (
+    "203.0.113.9",
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/131.0.0.0 Safari/537.36",
+)
+
+
 def configure(url: str) -> None:
     import django
     from django.conf import settings
@@ -71,14 +79,43 @@ def used_memory(client: Any) -> int:
 
 
 def memory_per_session(
-    store_cls: Any, client: Any, data_for: Any, count: int, per_user: int
+    store_cls: Any,
+    client: Any,
+    data_for: Any,
+    count: int,
+    per_user: int,
+    agent: tuple[str, str] | None = None,
 ) -> float:
+    """used_memory delta per session; ``agent`` = (IP, User-Agent) as the middleware records
+    them (the device list's IP / browser / OS), None for a session saved outside a request."""
     before = used_memory(client)
     for i in range(count):
         store = store_cls()
         store.update(data_for(i // per_user))
+        if agent is not None and hasattr(store, "set_client"):
+            store.set_client(*agent)
         store.save()
     return (used_memory(client) - before) / count
+
+
+def index_script_cost(server: Any, client: Any) -> None:
+    """Redis-side time of one activity write's index call (lua/session_user.lua), by how many
+    sessions the user has: every call reads the user's whole hash to prune it."""
+    from django_rediskit.lua import script
+    from django_rediskit.sessions.index import index_args, session_backend, user_keys
+
+    keys = user_keys(session_backend(), "bench-cost")
+    for sessions in (1, 5, 50):
+        server.flush()
+        for i in range(sessions):
+            argv = index_args(f"{i:032d}", 3_600_000, "A" * 22, 0, BROWSER)
+            script("session_user")(keys=keys, args=argv, client=client)
+        argv = index_args(f"{0:032d}", 3_600_000, "A" * 22, 0, BROWSER, existing_only=True)
+        client.config_resetstat()
+        for _ in range(2000):
+            script("session_user")(keys=keys, args=argv, client=client)
+        stats = client.info("commandstats")["cmdstat_evalsha"]
+        print(f"index script, {sessions:2d} sessions/user: {stats['usec_per_call']:.1f} us/call")
 
 
 def device_api(store_cls: Any, data_for: Any) -> None:
@@ -118,6 +155,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cycles", type=int, default=20_000)
     parser.add_argument("--sessions", type=int, default=10_000)
+    parser.add_argument("--memory-only", action="store_true", help="skip the timing parts")
     options = parser.parse_args()
 
     from tests.servers import RedisServer
@@ -145,7 +183,12 @@ def main() -> None:
             }
 
         results: dict[str, float] = {}
-        for label, data in (("anonymous", anonymous), ("authenticated", authenticated(1))):
+        timed = (
+            ()
+            if options.memory_only
+            else (("anonymous", anonymous), ("authenticated", authenticated(1)))
+        )
+        for label, data in timed:
             cycles_per_second(KitStore, data, 500)  # warm up both (scripts, pools)
             cycles_per_second(DjangoStore, data, 500)
             kit = cycles_per_second(KitStore, data, options.cycles)
@@ -156,18 +199,19 @@ def main() -> None:
                 f"   ratio {kit / dj:.2f}x"
             )
         server.flush()
-        for per_user in (1, 5):
+        for per_user, agent in ((1, None), (5, None), (1, BROWSER), (5, BROWSER)):
             dj_mem = memory_per_session(
                 DjangoStore, client, authenticated, options.sessions, per_user
             )
             server.flush()
             kit_mem = memory_per_session(
-                KitStore, client, authenticated, options.sessions, per_user
+                KitStore, client, authenticated, options.sessions, per_user, agent
             )
             server.flush()
+            label = "IP + user agent" if agent else "no client"
             print(
-                f"memory/authenticated session ({per_user} per user): rediskit {kit_mem:.0f} B"
-                f"   django cache {dj_mem:.0f} B   delta {kit_mem - dj_mem:+.0f} B"
+                f"memory/authenticated session ({per_user} per user, {label}): rediskit"
+                f" {kit_mem:.0f} B   django cache {dj_mem:.0f} B   delta {kit_mem - dj_mem:+.0f} B"
             )
         dj_anon = memory_per_session(DjangoStore, client, lambda _: anonymous, options.sessions, 1)
         server.flush()
@@ -177,7 +221,10 @@ def main() -> None:
             f"   delta {kit_anon - dj_anon:+.0f} B"
         )
         server.flush()
-        device_api(KitStore, authenticated)
+        if not options.memory_only:
+            index_script_cost(server, client)
+            server.flush()
+            device_api(KitStore, authenticated)
     finally:
         server.close()
 

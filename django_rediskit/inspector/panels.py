@@ -80,7 +80,8 @@ _GENERIC = (
     Panel(
         "users",
         "User device index",
-        "A user's session index (sorted set by expiry) or device metadata (hash).",
+        "A user's session index: one compact hash entry per session (expiry, device, times, IP, "
+        "client); a sorted set here is the first layout, converted on the user's next request.",
         sensitive_values=True,
     ),
     Panel(

@@ -7,7 +7,6 @@ nothing (no IDOR). Session keys never leave this module.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -28,7 +27,7 @@ from django_rediskit.sessions.index import (
     unlink_sessions,
     user_keys,
 )
-from django_rediskit.sessions.useragent import parse as parse_user_agent
+from django_rediskit.sessions.useragent import read_client_field
 
 if TYPE_CHECKING:
     from django.contrib.auth.base_user import AbstractBaseUser
@@ -80,12 +79,8 @@ def user_token_of(user: Any) -> str:
     return user_token(user._meta.pk.value_to_string(user))
 
 
-def _when(ms: Any) -> datetime:
-    try:
-        value = float(ms)
-    except (TypeError, ValueError):
-        value = 0.0
-    return datetime.fromtimestamp(max(value, 0.0) / 1000, tz=timezone.utc)
+def _when(seconds: float) -> datetime:
+    return datetime.fromtimestamp(min(max(seconds, 0.0), 253402300799.0), tz=timezone.utc)
 
 
 def _current_key(request: HttpRequest | None) -> str | None:
@@ -94,21 +89,22 @@ def _current_key(request: HttpRequest | None) -> str | None:
     return key if is_session_key(key) else None
 
 
-def _device(meta_raw: bytes, expiry: Any, current: bool) -> Device | None:
+def _device(entry: bytes, client: bytes, current: bool) -> Device | None:
+    """A Device from one index entry (format in lua/session_user.lua); None if malformed."""
     try:
-        meta = json.loads(meta_raw)
-    except ValueError:
+        expiry, device_id, created, active = entry.decode("ascii").split("|")
+        times = [int(value, 36) for value in (expiry, created, active)]
+    except (UnicodeDecodeError, ValueError):
         return None
-    if not isinstance(meta, dict) or not DEVICE_ID_RE.match(str(meta.get("did", ""))):
+    if not DEVICE_ID_RE.match(device_id):
         return None
-    agent = str(meta.get("ua") or "")
-    browser, system = parse_user_agent(agent)
+    ip, browser, system, agent = read_client_field(client.decode("ascii", "replace"))
     return Device(
-        device_id=str(meta["did"]),
-        created_at=_when(meta.get("ct")),
-        last_activity=_when(meta.get("la")),
-        expires_at=_when(expiry),
-        ip=str(meta.get("ip") or ""),
+        device_id=device_id,
+        created_at=_when(times[1]),
+        last_activity=_when(times[2]),
+        expires_at=_when(times[0] / 1000),
+        ip=ip,
         user_agent=agent,
         browser=browser,
         os=system,
@@ -117,7 +113,7 @@ def _device(meta_raw: bytes, expiry: Any, current: bool) -> Device | None:
 
 
 def _live_entries(client: Redis, backend: RedisCache, token: str) -> list[tuple[str, bytes, bytes]]:
-    """(sid, expiry, meta) of the user's sessions whose data key still exists; entries whose
+    """(sid, entry, client entry) of the user's sessions whose data key still exists; entries whose
     data vanished early (eviction, a manual DEL) are pruned on the way."""
     keys = user_keys(backend, token)
     raw = call_user(client, keys, ["list"])
@@ -143,7 +139,7 @@ def list_devices(user: AnyUser, *, request: HttpRequest | None = None) -> list[D
     backend = session_backend()
     with redis_io(backend) as client:
         entries = _live_entries(client, backend, token)
-    devices = [_device(meta, expiry, sid == current) for sid, expiry, meta in entries]
+    devices = [_device(entry, client, sid == current) for sid, entry, client in entries]
     found = [device for device in devices if device is not None]
     return sorted(found, key=lambda device: device.last_activity, reverse=True)
 
@@ -223,7 +219,7 @@ def revoke_session(session_key: str, *, reason: str = "admin") -> bool:
 def prune_indexes(time_budget: float = PRUNE_TIME_BUDGET) -> int:
     """Prune every user index with a bounded SCAN; returns how many indexes were visited."""
     backend = session_backend()
-    pattern = f"{glob_escape(backend.feature_key('users'))}:*:z"
+    pattern = f"{glob_escape(backend.feature_key('users'))}:*:m"
     deadline = time.monotonic() + time_budget
     visited = 0
     with redis_io(backend) as client:

@@ -1,10 +1,11 @@
 """Redis access shared by the engine and the device API: keys, the outage guard, index calls.
 
 Key layout (``P`` = the alias's KEY_PREFIX; the namespace tokens come from ``conf.NAMESPACES``):
-``P:s:<sid>`` session envelope; ``P:u:{<user>}:z`` ZSET sid -> expiry ms and ``P:u:{<user>}:m``
-HASH sid -> device meta JSON. The two user keys share a hash tag, so the ``session_user`` script
-is atomic on a cluster too; the session keys live in other slots and are only ever touched by
-single-key commands.
+``P:s:<sid>`` session envelope; ``P:u:{<user>}:m`` one HASH of compact device entries (expiry,
+device id, times, IP, client) that stays listpack-encoded, see ``lua/session_user.lua``.
+``P:u:{<user>}:z`` is the first layout's ZSET, only read to convert it (lazy upgrade). Both user
+keys share a hash tag, so the ``session_user`` script is atomic on a cluster too; the session keys
+live in other slots and are only ever touched by single-key commands.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from django_rediskit.connection import backend_for_alias
 from django_rediskit.lua import script
 from django_rediskit.sessions.options import get_options
+from django_rediskit.sessions.useragent import client_field
 
 if TYPE_CHECKING:
     from redis import Redis
@@ -99,6 +101,7 @@ def index_args(
     existing_only: bool = False,
     rotated_from: str | None = None,
 ) -> list[Any]:
+    """ARGV of the ``index`` operation; the client is stored compactly (``client_field``)."""
     ip, agent = client or ("", "")
     return [
         "index",
@@ -106,8 +109,7 @@ def index_args(
         max(1, ttl_ms),
         device_id,
         created_ms,
-        ip,
-        agent,
+        client_field(ip, agent) if client else "",
         "1" if client else "0",
         cap or 0,
         policy,

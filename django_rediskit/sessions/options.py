@@ -1,4 +1,5 @@
-"""The ``REDISKIT["SESSIONS"]`` section: defaults merged with the site's values, validated.
+"""The ``REDISKIT["SESSIONS"]`` section: ``conf.get_section`` (defaults merged with the site's
+values), then validated here, unknown keys included.
 
 Read on every use (a dict merge, nanoseconds) rather than cached, so ``override_settings`` in
 tests and settings reloads take effect without a restart hook.
@@ -60,15 +61,10 @@ def _number(section: dict[str, Any], name: str, *, allow_none: bool) -> Any:
 
 def get_options() -> SessionOptions:
     """The merged, validated section; raises ImproperlyConfigured naming the bad key."""
-    defaults: dict[str, Any] = conf.DEFAULTS["SESSIONS"]
-    user = getattr(settings, "REDISKIT", {}) or {}
-    given = user.get("SESSIONS", {}) if isinstance(user, dict) else {}
-    if not isinstance(given, dict):
-        raise ImproperlyConfigured("REDISKIT['SESSIONS'] must be a dict.")
-    unknown = sorted(set(given) - set(defaults))
+    section = conf.get_section("SESSIONS")  # defaults filled in; raises unless a dict
+    unknown = sorted(set(section) - set(conf.DEFAULTS["SESSIONS"]))
     if unknown:
         raise ImproperlyConfigured(f"REDISKIT['SESSIONS'] has unknown keys: {', '.join(unknown)}.")
-    section = {**defaults, **given}
     limit = _number(section, "DEVICE_LIMIT", allow_none=True)
     if limit is not None and (not isinstance(limit, int) or limit < 1):
         raise ImproperlyConfigured("REDISKIT['SESSIONS']['DEVICE_LIMIT'] must be >= 1 or None.")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.conf import settings
@@ -29,6 +30,26 @@ def _session_engine() -> Iterator[None]:
     ):
         yield
     _drop_session_keys()
+
+
+@pytest.fixture(autouse=True)
+def builtin_user_agents(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The built-in parser's family names, whether or not ua-parser is installed; the
+    ua-parser path has its own tests (test_useragent.py)."""
+    from django_rediskit.sessions import useragent
+
+    monkeypatch.setattr(useragent, "ua_parser", None)
+    useragent.parse.cache_clear()
+    yield
+    useragent.parse.cache_clear()
+
+
+def index_fields(rclient: Any, uid: str) -> list[bytes]:
+    """The session ids in a user's index (one field each, plus "#..." client fields)."""
+    from django_rediskit.sessions.index import session_backend, user_keys
+
+    _, m = user_keys(session_backend(), uid)
+    return sorted(field for field in rclient.hkeys(m) if not field.startswith(b"#"))
 
 
 def _drop_session_keys() -> None:

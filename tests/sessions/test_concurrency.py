@@ -12,7 +12,8 @@ from django.contrib.sessions.exceptions import SessionInterrupted
 
 from django_rediskit.sessions import count_devices, list_devices, revoke_all
 from django_rediskit.sessions.backend import SessionStore
-from django_rediskit.sessions.index import data_key, session_backend, user_keys
+from django_rediskit.sessions.index import data_key, session_backend
+from tests.sessions.conftest import index_fields
 
 pytestmark = pytest.mark.django_db
 TRIALS = 1000
@@ -141,8 +142,7 @@ def test_threads_logging_in_and_saving_keep_index_consistent(make_user: Any, rcl
         thread.start()
     for thread in threads:
         thread.join()
-    z, m = user_keys(backend, uid)
-    assert rclient.zcard(z) == rclient.hlen(m) == 100
+    assert index_fields(rclient, uid) == sorted(key.encode() for key in keys)
     assert {device.device_id for device in list_devices(user)}.__len__() == 100
     assert revoke_all(user) == 100
     assert not any(rclient.exists(data_key(backend, key)) for key in keys)

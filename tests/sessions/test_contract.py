@@ -17,6 +17,7 @@ from django.utils import timezone
 from django_rediskit.sessions.backend import SessionStore, check_serializer
 from django_rediskit.sessions.envelope import Envelope, user_token
 from django_rediskit.sessions.index import data_key, session_backend, user_keys
+from tests.sessions.conftest import index_fields
 
 
 def key_of(session_key: str) -> str:
@@ -90,9 +91,7 @@ def test_cycle_key_of_authenticated_session_keeps_device_identity(rclient: Any) 
     old = store.session_key
     store.cycle_key()
     assert store.device_id == device
-    z, m = user_keys(session_backend(), "7")
-    assert rclient.zrange(z, 0, -1) == [store.session_key.encode()]
-    assert list(rclient.hgetall(m)) == [store.session_key.encode()]
+    assert index_fields(rclient, "7") == [store.session_key.encode()]
     assert not rclient.exists(key_of(old))
     again = SessionStore(store.session_key)
     again.load()

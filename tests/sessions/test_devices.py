@@ -22,6 +22,8 @@ from django_rediskit.sessions import (
 from django_rediskit.sessions import signals as rk_signals
 from django_rediskit.sessions.backend import SessionStore
 from django_rediskit.sessions.index import session_backend, user_keys
+from django_rediskit.sessions.useragent import client_field
+from tests.sessions.conftest import index_fields
 
 FIREFOX = "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:128.0) Gecko/20100101 Firefox/128.0"
 SAFARI_IOS = (
@@ -87,7 +89,8 @@ def test_login_rotates_key_and_registers_device(make_user: Any, captured: Any) -
     assert whoami(client) == user.get_username()
     [device] = list_devices(user)
     assert (device.browser, device.os, device.ip) == ("Firefox", "Windows", "10.0.0.1")
-    assert device.user_agent == FIREFOX
+    assert device.user_agent == client_field("10.0.0.1", FIREFOX).split("|", 3)[3]  # short form
+    assert device.user_agent.endswith(" Firefox/128.0") and "Windows NT 10.0" in device.user_agent
     assert re.fullmatch(r"[A-Za-z0-9_-]{22}", device.device_id)
     assert device.device_id not in sid(client)
     assert [event["new_device"] for event in captured["login"]] == [True]
@@ -333,21 +336,21 @@ def test_list_devices_never_shows_a_dead_session(make_user: Any) -> None:
     rclient.unlink(backend.feature_key("sessions", sid(doomed)))  # e.g. evicted by maxmemory
     [device] = list_devices(user)
     assert device.ip == "10.0.0.2"
-    z, m = user_keys(backend, str(user.pk))
-    assert rclient.zcard(z) == 1 and rclient.hlen(m) == 1
+    assert index_fields(rclient, str(user.pk)) == [sid(kept).encode()]
     assert whoami(kept) == user.get_username()
 
 
 def test_clear_expired_prunes_indexes(make_user: Any) -> None:
     user = make_user()
-    login(user)
+    client = login(user)
     backend = session_backend()
     rclient = backend.client.get_client()
-    z, m = user_keys(backend, str(user.pk))
-    rclient.zadd(z, {"0" * 32: 1})  # a stale member from an old crash
-    rclient.hset(m, "0" * 32, "{}")
+    _, m = user_keys(backend, str(user.pk))
+    rclient.hset(m, "0" * 32, "1|AAAAAAAAAAAAAAAAAAAAAA|1|1|")  # long expired, e.g. an old crash
+    rclient.hset(m, "1" * 32, "not an entry")
+    rclient.hset(m, "#" + "2" * 6, "Other|Other|")  # a client field without its entry
     SessionStore.clear_expired()
-    assert rclient.zcard(z) == 1 and rclient.hlen(m) == 1
+    assert sorted(rclient.hkeys(m)) == [b"#" + sid(client)[:6].encode(), sid(client).encode()]
 
 
 def test_options_are_validated() -> None:
@@ -364,6 +367,18 @@ def test_options_are_validated() -> None:
     ):
         with sessions_opts(**bad), pytest.raises(ImproperlyConfigured):
             get_options()
+    with (
+        override_settings(REDISKIT={"SESSIONS": ["DEVICE_LIMIT", 3]}),
+        pytest.raises(ImproperlyConfigured, match=r"SESSIONS.*must be a dict"),
+    ):
+        get_options()
+    with sessions_opts(DEVICE_LIMIT=3, ACTIVITY_RESOLUTION=5):
+        merged = get_options()  # the given keys over the defaults, the rest defaulted
+    assert (merged.device_limit, merged.activity_resolution) == (3, 5.0)
+    assert (
+        merged.device_limit_policy == "evict_oldest"
+        and merged.revoke_on_password_change == "others"
+    )
 
 
 def test_async_device_api(make_user: Any) -> None:

@@ -76,10 +76,12 @@ class Command(BaseCommand):
         users = sessions = 0
         complete = True
         with redis_io(backend) as client:
-            pattern = f"{glob_escape(backend.feature_key('users'))}:*:z"
+            pattern = f"{glob_escape(backend.feature_key('users'))}:*:m"
             for key in client.scan_iter(match=pattern, count=SCAN_COUNT):
                 users += 1
-                sessions += int(client.zcard(key))
+                # One field per session, plus a "#..." client field (lua/session_user.lua).
+                fields: Any = client.hkeys(key)  # bytes: the client does not decode
+                sessions += sum(1 for field in fields if not field.startswith(b"#"))
                 if time.monotonic() > deadline:
                     complete = False
                     break
