@@ -11,16 +11,15 @@ live in other slots and are only ever touched by single-key commands.
 from __future__ import annotations
 
 import logging
-import socket
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Final
 
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.exceptions import RedisError
 
+from django_rediskit.cache.policy import OUTAGE_ERRORS
 from django_rediskit.connection import backend_for_alias
 from django_rediskit.lua import script
 from django_rediskit.sessions.options import get_options
@@ -34,7 +33,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger("django_rediskit.sessions")
 
 #: Failures that mean "Redis is unreachable", as opposed to a wrong command.
-OUTAGES: Final = (RedisConnectionError, RedisTimeoutError, socket.timeout, ConnectionRefusedError)
+#: Unreachable or too slow: the same set the cache's failure policy uses.
+OUTAGES: Final = OUTAGE_ERRORS
 UNLINK_BATCH: Final = 500
 
 # Results of the ``index`` operation of lua/session_user.lua.
@@ -85,6 +85,12 @@ def redis_io(backend: RedisCache) -> Iterator[Redis]:
         yield client
     except OUTAGES:
         breaker.record_failure()
+        raise
+    except RedisError:
+        breaker.record_success()  # the server answered, if only with an error
+        raise
+    except BaseException:
+        breaker.release_probe()  # failed for a reason that says nothing about Redis
         raise
     breaker.record_success()
 
