@@ -315,7 +315,7 @@ class RedisCache(HashAndListCommands, DjangoRedisCache):  # type: ignore[misc]
         tags an entry names beyond those are fetched in one more round trip for all entries.
         """
         entries = [self._entry_of(raw) for raw in raws]
-        if all(block is None for _value, block in entries):
+        if not any(block for _value, block in entries):
             return [value for value, _block in entries]  # untagged: nothing more to check
         pending = pending_tags()
         if pending:
