@@ -7,6 +7,7 @@ costs nothing measurable next to a round trip.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import math
@@ -704,7 +705,10 @@ class RedisCache(HashAndListCommands, DjangoRedisCache):  # type: ignore[misc]
                         key, default, timeout, version, tags, release=(lock_key, token)
                     )
                 except BaseException:
-                    script("lock_release")(keys=[lock_key], args=[token], client=self._write())
+                    # The producer's error is what the caller must see; if Redis is gone too,
+                    # the lock simply expires after STAMPEDE_LOCK_TIMEOUT.
+                    with contextlib.suppress(*OUTAGE_ERRORS):
+                        script("lock_release")(keys=[lock_key], args=[token], client=self._write())
                     raise
             time.sleep(pause)
             pause = min(pause * 2, 0.05)

@@ -211,3 +211,16 @@ def test_breaker_probe_belongs_to_one_thread(
     thread.join()
     assert len(refused) == 1
     cache.breaker.release_probe()
+
+
+def test_producer_error_is_what_get_or_set_raises_even_if_redis_died_meanwhile(
+    make_cache: MakeCache, private_redis: RedisServer
+) -> None:
+    cache = _strict(make_cache, private_redis, recovery_time=30)
+
+    def producer() -> str:
+        private_redis.stop()
+        raise ValueError("the producer's own error")
+
+    with pytest.raises(ValueError, match="producer's own error"):
+        cache.get_or_set("k", producer, 60)
