@@ -12,13 +12,13 @@ if TYPE_CHECKING:
 __all__ = ["__version__", "get_redis"]
 
 
-def get_redis(alias: str = "default", *, write: bool = True) -> Redis:
+def get_redis(alias: str = "default", *, write: bool = True, key: str | None = None) -> Redis:
     """Return the redis-py client behind the ``CACHES`` alias ``alias``.
 
     Every feature of the kit (sessions, throttles, the inspector, queues) goes through this, so a
-    site configures its Redis once, in ``CACHES``, and all features share that alias's pool.
+    site configures its Redis once, in ``CACHES``, and all features share that alias's pool. On a
+    cluster it is a ``RedisCluster`` (routing by key); behind Sentinel, the current primary.
     """
-    from django_rediskit.connection import backend_for_alias
+    from django_rediskit import connection
 
-    client: Redis = backend_for_alias(alias).client.get_client(write=write)
-    return client
+    return connection.get_redis(alias, write=write, key=key)

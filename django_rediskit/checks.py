@@ -38,9 +38,7 @@ def check_cache_options(**kwargs: Any) -> list[checks.CheckMessage]:
             )
         try:
             build_codec(options)
-            locations = cache_conf.get("LOCATION", "")
-            for url in locations.split(",") if isinstance(locations, str) else locations:
-                validate_url(url)
+            validate_url(cache_conf.get("LOCATION", ""))
         except ImproperlyConfigured as exc:
             messages.append(checks.Error(f"CACHES[{alias!r}]: {exc}", id="django_rediskit.E001"))
         breaker = options.get("CIRCUIT_BREAKER", {})

@@ -38,9 +38,9 @@ DEFAULTS: dict[str, Any] = {
         "FAIL_OPEN": True,  # Redis down: admit (True) or answer 503 + Retry-After (False)
         "SOCKET_TIMEOUT": 0.2,  # seconds; a throttle must never hold a request for long
         "SOCKET_CONNECT_TIMEOUT": 0.2,
-        "CIRCUIT_BREAKER": {"FAILURE_THRESHOLD": 2, "RECOVERY_TIME": 5.0},
+        # The circuit breaker and the outage log are the alias's, shared with the cache:
+        # CACHES[alias]["OPTIONS"]["CIRCUIT_BREAKER"] / ["LOG_INTERVAL"].
         "FAILURE_RETRY_AFTER": 5,  # Retry-After (s) of a fail-closed 503
-        "LOG_INTERVAL": 10.0,  # log a Redis outage at most once per this many seconds
         "HEADERS": False,  # IETF RateLimit / RateLimit-Policy headers (draft -10)
         "NUM_PROXIES": 0,  # proxies in front of Django (X-Forwarded-For) for @ratelimit
         "EXACT_MAX_LIMIT": 10_000,  # system check: larger exact logs should use gcra/approx

@@ -38,16 +38,18 @@ from django_rediskit.cache import tags as tagging
 from django_rediskit.cache.base import MISSING, no_items, no_mapping
 from django_rediskit.cache.clients import RedisKitClient
 from django_rediskit.cache.codec import EXTENSION, MARKER, TagBlock, UndecodableValue
-from django_rediskit.cache.policy import (
-    OUTAGE_ERRORS,
-    CircuitBreaker,
-    ThrottledLog,
-    guarded,
-    is_guarded,
-)
 from django_rediskit.cache.stats import CacheStats
 from django_rediskit.cache.structures import HashAndListCommands
 from django_rediskit.conf import NAMESPACES
+from django_rediskit.connection.policy import (
+    OUTAGE_ERRORS,
+    CircuitBreaker,
+    ThrottledLog,
+    alias_policy,
+    guarded,
+    is_guarded,
+)
+from django_rediskit.connection.topology import Topology, topology_for
 from django_rediskit.lua import run_pipeline, script
 from django_rediskit.patterns import glob_escape
 from django_rediskit.pending import pending_tags
@@ -58,9 +60,9 @@ DEFAULT_SCAN_COUNT = 1000
 DEFAULT_DELETE_BATCH = 500
 DEFAULT_STAMPEDE_LOCK_TIMEOUT = 10.0
 
-#: One breaker, one stats object and one log throttle per cache scope (alias), shared by the
-#: per-thread backend instances Django creates.
-_shared: dict[str, tuple[CircuitBreaker, CacheStats, ThrottledLog]] = {}
+#: One stats object per cache scope (alias), shared by the per-thread backend instances Django
+#: creates; the breaker and the outage log are the alias's (``connection.policy``).
+_shared: dict[str, CacheStats] = {}
 _shared_lock = threading.Lock()
 
 KNOWN_OPTIONS: Final = frozenset(
@@ -139,6 +141,7 @@ class RedisCache(HashAndListCommands, DjangoRedisCache):  # type: ignore[misc]
         if not 0.0 <= self._jitter < 1.0:
             raise ImproperlyConfigured(f"JITTER must be >= 0 and < 1, not {self._jitter!r}.")
         self.scope = self._scope_for(server, params)
+        self._topology: Topology | None = None
         self._breaker, self._stats, self._log_ignored = self._shared_state(options)
 
     # --- construction helpers --------------------------------------------------------------------
@@ -167,20 +170,22 @@ class RedisCache(HashAndListCommands, DjangoRedisCache):  # type: ignore[misc]
     def _shared_state(
         self, options: dict[str, Any]
     ) -> tuple[CircuitBreaker, CacheStats, ThrottledLog]:
-        state = _shared.get(self.scope)
-        if state is None:
-            breaker_conf = options.get("CIRCUIT_BREAKER", {})
-            if breaker_conf is False:
-                breaker = CircuitBreaker(failure_threshold=2**31, recovery_time=1.0)
-            else:
-                breaker = CircuitBreaker(
-                    failure_threshold=int(breaker_conf.get("FAILURE_THRESHOLD", 2)),
-                    recovery_time=float(breaker_conf.get("RECOVERY_TIME", 5.0)),
-                )
-            log = ThrottledLog(float(options.get("LOG_INTERVAL", 10.0)))
+        policy = alias_policy(self.scope, options)
+        stats = _shared.get(self.scope)
+        if stats is None:
             with _shared_lock:
-                state = _shared.setdefault(self.scope, (breaker, CacheStats(), log))
-        return state
+                stats = _shared.setdefault(self.scope, CacheStats())
+        return policy.breaker, stats, policy.log
+
+    @property
+    def topology(self) -> Topology:
+        """Standalone, Sentinel or Cluster, from LOCATION: where every command goes."""
+        topology = self._topology
+        if topology is None:
+            topology = self._topology = topology_for(
+                self._server, self._params.get("OPTIONS", {}), self.scope
+            )
+        return topology
 
     @property
     def stats(self) -> CacheStats:
@@ -190,6 +195,11 @@ class RedisCache(HashAndListCommands, DjangoRedisCache):  # type: ignore[misc]
     @property
     def breaker(self) -> CircuitBreaker:
         return self._breaker
+
+    @property
+    def outage_log(self) -> ThrottledLog:
+        """The alias's rate-limited outage log, shared by every feature on this alias."""
+        return self._log_ignored
 
     @property
     def client(self) -> RedisKitClient:
@@ -532,7 +542,8 @@ class RedisCache(HashAndListCommands, DjangoRedisCache):  # type: ignore[misc]
             return {}
         found: dict[Any, Any] = {}
         declared = self._tag_keys(tagging.normalize_tags(tags)) if tags else {}
-        raws = tagging.mget(client or self._read(), [*by_full, *declared.values()])
+        wanted = [*by_full, *declared.values()]
+        raws = tagging.mget(client, wanted) if client else self.topology.mget(wanted)
         known = dict(zip(declared, raws[len(by_full) :], strict=True))
         for full, value in zip(by_full, self._checked(raws[: len(by_full)], known), strict=True):
             if value is not MISSING:
@@ -578,7 +589,10 @@ class RedisCache(HashAndListCommands, DjangoRedisCache):  # type: ignore[misc]
     ) -> None:
         fulls = [self.make_and_validate_key(key, version) for key in keys]
         if fulls:
-            (client or self._write()).unlink(*fulls)
+            if client is not None:
+                client.unlink(*fulls)
+            else:
+                self.topology.unlink(fulls)
 
     @guarded(miss=False)
     def has_key(self, key: Any, version: int | None = None, client: Redis | None = None) -> bool:
@@ -837,16 +851,22 @@ class RedisCache(HashAndListCommands, DjangoRedisCache):  # type: ignore[misc]
     def _unlink_matching(
         self, pattern: str, itersize: int | None = None, client: Redis | None = None
     ) -> int:
-        client = client or self._write()
+        count = itersize or self._scan_count
+        if client is not None:
+            scan = client.scan_iter(match=pattern, count=count)
+            unlink: Any = lambda keys: client.unlink(*keys)  # noqa: E731
+        else:
+            scan = self.topology.scan_iter(pattern, count, write=True)
+            unlink = self.topology.unlink
         deleted = 0
         batch: list[bytes] = []
-        for full in client.scan_iter(match=pattern, count=itersize or self._scan_count):
+        for full in scan:
             batch.append(full)
             if len(batch) >= self._delete_batch:
-                deleted += client.unlink(*batch)
+                deleted += unlink(batch)
                 batch.clear()
         if batch:
-            deleted += client.unlink(*batch)
+            deleted += unlink(batch)
         return deleted
 
     @guarded()
@@ -859,7 +879,12 @@ class RedisCache(HashAndListCommands, DjangoRedisCache):  # type: ignore[misc]
     ) -> Iterator[str]:
         """Yield the cache keys matching ``search`` (SCAN, never KEYS), without prefix/version."""
         pattern = self.make_pattern(search, version)
-        scan = (client or self._read()).scan_iter(match=pattern, count=itersize or self._scan_count)
+        count = itersize or self._scan_count
+        scan = (
+            client.scan_iter(match=pattern, count=count)
+            if client is not None
+            else self.topology.scan_iter(pattern, count)
+        )
         for full in scan:
             yield self.client.reverse_key(full.decode() if isinstance(full, bytes) else full)
 

@@ -63,6 +63,11 @@ class RedisKitClient(DefaultClient):  # type: ignore[misc]
         self._compressor = self.codec.compressor
         self.connection_factory = ConnectionFactory(self._options, scope=backend.scope)
 
+    def get_client(self, write: bool = True, tried: list[int] | None = None) -> Redis:
+        """The redis-py client for a command (django-redis's name; ``get_redis_connection``
+        calls it): the alias's topology decides which (a primary, a replica, the cluster)."""
+        return self._backend.topology.client(write)
+
     def encode(self, value: Any, *, allow_int: bool = True) -> bytes | int:  # type: ignore[override]
         if not allow_int and type(value) is int:
             return str(value).encode()

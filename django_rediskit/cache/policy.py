@@ -1,220 +1,27 @@
-"""What a cache call does when Redis fails: the exception policy and the circuit breaker.
+"""The cache's import path for the failure policy, which lives in ``connection.policy``.
 
-django-redis mutes errors only in the methods that happen to convert them (half of them), mutes
-WRONGTYPE errors along with outages, and lets a dead server cost a full connect timeout on every
-call. Here one guard wraps every public method (generators included): connection failures feed a
-circuit breaker; while it is open calls fail in microseconds without touching the network; with
-``IGNORE_EXCEPTIONS`` they return the method's documented miss value instead of raising.
+Kept because users catch ``django_rediskit.cache.policy.CircuitOpen`` (the documented name);
+there is one policy, shared by every feature: see :mod:`django_rediskit.connection.policy`.
 """
 
 from __future__ import annotations
 
-import functools
-import inspect
-import logging
-import socket
-import threading
-import time
-from collections.abc import Callable, Iterator
-from typing import Any, TypeVar, cast
-
-from django_redis.exceptions import ConnectionInterrupted
-from redis.exceptions import AuthenticationError, RedisError
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
-
-logger = logging.getLogger("django_rediskit.cache")
-
-#: Failures that mean "Redis is unreachable or too slow", never "your command was wrong".
-OUTAGE_ERRORS: tuple[type[BaseException], ...] = (
-    RedisConnectionError,
-    RedisTimeoutError,
-    socket.timeout,
-    ConnectionRefusedError,
+from django_rediskit.connection.policy import (
+    OUTAGE_ERRORS,
+    CircuitBreaker,
+    CircuitOpen,
+    ThrottledLog,
+    guarded,
+    is_guarded,
+    outage_of,
 )
 
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-class CircuitOpen(RedisConnectionError):
-    """Raised without any I/O while the breaker is open after repeated connection failures."""
-
-
-class CircuitBreaker:
-    """Consecutive-failure breaker with a half-open probe.
-
-    After ``failure_threshold`` outage errors in a row the circuit opens: calls fail at once for
-    ``recovery_time`` seconds. Then one caller is let through as a probe; its success closes the
-    circuit, its failure re-opens it. State is per connection pool, shared by every thread.
-    """
-
-    def __init__(self, failure_threshold: int = 2, recovery_time: float = 5.0) -> None:
-        if failure_threshold < 1 or recovery_time <= 0:
-            raise ValueError("failure_threshold must be >= 1 and recovery_time > 0")
-        self.failure_threshold = failure_threshold
-        self.recovery_time = recovery_time
-        self._failures = 0
-        self._open_until = 0.0
-        self._prober: int | None = None  # thread id of the half-open probe, if one is running
-        self._lock = threading.Lock()
-
-    @property
-    def is_open(self) -> bool:
-        return self._failures >= self.failure_threshold
-
-    def before_call(self) -> None:
-        """Raise CircuitOpen unless this call may reach Redis.
-
-        The probe's own thread may make nested calls (``get_or_set`` calls ``get``...): they
-        are part of the probe, not competitors for it.
-        """
-        if self._failures < self.failure_threshold:
-            return
-        now = time.monotonic()
-        me = threading.get_ident()
-        with self._lock:
-            if self._prober == me:
-                return
-            if now < self._open_until or self._prober is not None:
-                raise CircuitOpen("Redis circuit breaker is open after repeated connection errors.")
-            self._prober = me
-
-    def record_success(self) -> None:
-        if self._failures:
-            with self._lock:
-                self._failures = 0
-                self._prober = None
-
-    def release_probe(self) -> None:
-        """This thread's call ended for a reason that says nothing about reachability."""
-        if self._prober == threading.get_ident():
-            with self._lock:
-                self._prober = None
-
-    def record_failure(self) -> None:
-        with self._lock:
-            self._failures += 1
-            self._prober = None
-            if self._failures >= self.failure_threshold:
-                self._open_until = time.monotonic() + self.recovery_time
-
-
-class ThrottledLog:
-    """Logs an outage at most once per interval, so an outage cannot flood the logs.
-
-    ``outcome`` says what the caller did about it ("ignored", "admitted (fail open)"...).
-    """
-
-    def __init__(
-        self, interval: float = 10.0, log: logging.Logger = logger, outcome: str = "ignored"
-    ) -> None:
-        self.interval = interval
-        self.log = log
-        self.outcome = outcome
-        self._next = 0.0
-        self.suppressed = 0
-
-    def __call__(self, where: str, exc: BaseException, outcome: str | None = None) -> None:
-        now = time.monotonic()
-        if now < self._next:
-            self.suppressed += 1
-            return
-        self._next = now + self.interval
-        self.log.warning(
-            "Redis unavailable in %s (%s: %s); %s%s.",
-            where,
-            type(exc).__name__,
-            exc,
-            outcome or self.outcome,
-            f", {self.suppressed} more since last report" if self.suppressed else "",
-        )
-        self.suppressed = 0
-
-
-def _outage_cause(exc: BaseException) -> BaseException | None:
-    """The outage behind ``exc`` (unwrapping django-redis's ConnectionInterrupted), if any."""
-    if isinstance(exc, ConnectionInterrupted):
-        exc = exc.__cause__ or exc
-    if isinstance(exc, AuthenticationError):
-        return None  # a configuration error, never muted
-    return exc if isinstance(exc, OUTAGE_ERRORS) else None
-
-
-class _Guarded:
-    """Marker so tests can prove that every public method is wrapped."""
-
-
-def guarded(miss: Any = None) -> Callable[[F], F]:
-    """Apply the owning cache's exception policy to a method; ``miss`` is returned when muted.
-
-    ``miss`` may be a callable taking the call's bound arguments (e.g. ``set_many`` returns the
-    list of keys it failed to write). Generator methods are guarded while they are iterated.
-    """
-
-    def decorate(method: F) -> F:
-        name = method.__name__
-        signature = inspect.signature(method)
-
-        def muted_value(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-            if isinstance(miss, type):  # dict, list: a fresh empty value, not dict(arguments)
-                return miss()
-            if callable(miss):
-                bound = signature.bind(*args, **kwargs)
-                bound.apply_defaults()
-                return miss(bound.arguments)
-            return miss
-
-        def handle(self: Any, exc: BaseException, args: tuple[Any, ...], kw: dict[str, Any]) -> Any:
-            cause = _outage_cause(exc)
-            if cause is None:
-                if isinstance(exc, RedisError):
-                    self._breaker.record_success()  # the server answered, even if with an error
-                else:
-                    self._breaker.release_probe()
-                raise exc
-            if not isinstance(cause, CircuitOpen):
-                self._breaker.record_failure()
-            self._stats.errors += 1
-            if self._mute_outages:
-                self._log_ignored(f"cache.{name}", cause)
-                return muted_value((self, *args), kw)
-            if cause is exc:
-                raise exc
-            raise cause from exc
-
-        if inspect.isgeneratorfunction(method):
-
-            @functools.wraps(method)
-            def generator_wrapper(self: Any, *args: Any, **kwargs: Any) -> Iterator[Any]:
-                try:
-                    self._breaker.before_call()
-                    yield from method(self, *args, **kwargs)
-                    self._breaker.record_success()
-                except Exception as exc:
-                    handle(self, exc, args, kwargs)
-                finally:
-                    # An abandoned generator must not keep the half-open probe forever.
-                    self._breaker.release_probe()
-
-            wrapper: Any = generator_wrapper
-        else:
-
-            @functools.wraps(method)
-            def call_wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
-                try:
-                    self._breaker.before_call()
-                    result = method(self, *args, **kwargs)
-                except Exception as exc:
-                    return handle(self, exc, args, kwargs)
-                self._breaker.record_success()
-                return result
-
-            wrapper = call_wrapper
-        wrapper.__rediskit_guarded__ = _Guarded
-        return cast(F, wrapper)
-
-    return decorate
-
-
-def is_guarded(method: Any) -> bool:
-    return getattr(method, "__rediskit_guarded__", None) is _Guarded
+__all__ = [
+    "OUTAGE_ERRORS",
+    "CircuitBreaker",
+    "CircuitOpen",
+    "ThrottledLog",
+    "guarded",
+    "is_guarded",
+    "outage_of",
+]

@@ -11,16 +11,12 @@ live in other slots and are only ever touched by single-key commands.
 from __future__ import annotations
 
 import logging
-import threading
-import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Final
 
-from redis.exceptions import RedisError
-
-from django_rediskit.cache.policy import OUTAGE_ERRORS
 from django_rediskit.connection import backend_for_alias
+from django_rediskit.connection.policy import RedisUnavailable, shielded
 from django_rediskit.lua import script
 from django_rediskit.sessions.options import get_options
 from django_rediskit.sessions.useragent import client_field
@@ -32,28 +28,19 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("django_rediskit.sessions")
 
-#: Failures that mean "Redis is unreachable", as opposed to a wrong command.
-#: Unreachable or too slow: the same set the cache's failure policy uses.
-OUTAGES: Final = OUTAGE_ERRORS
+#: What :func:`redis_io` raises when Redis is unreachable or too slow (the one policy's outages,
+#: never a wrong password or a wrong command, which propagate unchanged).
+OUTAGES: Final = (RedisUnavailable,)
 UNLINK_BATCH: Final = 500
 
 # Results of the ``index`` operation of lua/session_user.lua.
 INDEXED, ABSENT, DENIED, ROTATION_REVOKED = 1, 0, -1, -2
 
 
-_outage_lock = threading.Lock()
-_next_outage_log = [0.0]
-OUTAGE_LOG_INTERVAL: Final = 10.0
-
-
 def log_outage(operation: str, exc: BaseException) -> None:
-    """Warn about an outage at most once per interval per process, so it cannot flood logs."""
-    now = time.monotonic()
-    with _outage_lock:
-        if now < _next_outage_log[0]:
-            return
-        _next_outage_log[0] = now + OUTAGE_LOG_INTERVAL
-    logger.warning("Redis unavailable during %s (%s); failing open.", operation, type(exc).__name__)
+    """Warn through the alias's one rate-limited outage log (shared with the cache and throttles),
+    so an outage cannot flood the logs whichever feature meets it first."""
+    session_backend().outage_log(operation, exc, "failing open")
 
 
 class SessionStoreUnavailable(Exception):
@@ -75,24 +62,13 @@ def user_keys(backend: RedisCache, token: str) -> list[str]:
 
 @contextmanager
 def redis_io(backend: RedisCache) -> Iterator[Redis]:
-    """The alias's client under its circuit breaker: a dead Redis costs one connect timeout,
-    then calls fail in microseconds (the breaker raises a ConnectionError subclass) until it
-    recovers. Outages propagate; callers decide between falling back and failing."""
-    breaker = backend.breaker
-    breaker.before_call()
-    try:
-        client: Redis = backend.client.get_client(write=True)
-        yield client
-    except OUTAGES:
-        breaker.record_failure()
-        raise
-    except RedisError:
-        breaker.record_success()  # the server answered, if only with an error
-        raise
-    except BaseException:
-        breaker.release_probe()  # failed for a reason that says nothing about Redis
-        raise
-    breaker.record_success()
+    """The alias's client under the alias's failure policy (``connection.policy.shielded``): a
+    dead Redis costs one connect timeout, then calls fail in microseconds (the breaker raises a
+    ConnectionError subclass) until it recovers. Outages propagate; callers decide between
+    falling back and failing. A wrong password is a bug, never an outage: it is raised as
+    ``AuthenticationError`` and never counted against the breaker."""
+    with shielded(backend.breaker):
+        yield backend.topology.client(write=True)
 
 
 def index_args(

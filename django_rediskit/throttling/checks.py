@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import difflib
-from typing import Any
+from typing import Any, Final
 
 from django.conf import settings
 from django.core import checks
@@ -22,6 +22,10 @@ def _rates(label: str, text: Any, errors: list[checks.CheckMessage]) -> tuple[Ra
         return ()
 
 
+#: Keys of REDISKIT["THROTTLE"] that the one failure policy moved to the cache alias's OPTIONS.
+MOVED_TO_CACHE_OPTIONS: Final = frozenset({"CIRCUIT_BREAKER", "LOG_INTERVAL"})
+
+
 @checks.register()
 def check_throttle_settings(**kwargs: Any) -> list[checks.CheckMessage]:
     """REDISKIT["THROTTLE"] keys, algorithm and rate; DRF's rates; blindly trusted proxies."""
@@ -31,7 +35,16 @@ def check_throttle_settings(**kwargs: Any) -> list[checks.CheckMessage]:
     except ImproperlyConfigured as exc:
         return [checks.Error(str(exc), id="django_rediskit.E602")]
     known = DEFAULTS["THROTTLE"]
-    for name in sorted(set(conf) - set(known)):
+    for name in sorted(set(conf) & MOVED_TO_CACHE_OPTIONS):
+        messages.append(
+            checks.Warning(
+                f'settings.REDISKIT["THROTTLE"][{name!r}] is ignored: the circuit breaker and '
+                "the outage log are the cache alias's, shared by every feature.",
+                hint=f'Set CACHES[<alias>]["OPTIONS"][{name!r}] instead.',
+                id="django_rediskit.W604",
+            )
+        )
+    for name in sorted(set(conf) - set(known) - MOVED_TO_CACHE_OPTIONS):
         close = difflib.get_close_matches(name, known, n=1)
         messages.append(
             checks.Warning(

@@ -5,11 +5,16 @@ The script reads the Redis server's clock, checks every rate of the throttle and
 them or none, so concurrent requests can never slip past a limit and a request rejected by one
 rate leaves the others untouched.
 
-Throttle calls use their own connection pool, built from the cache alias's connection parameters
-but with short socket timeouts and no retries: a slow Redis must cost a request a few hundred
-milliseconds at worst, not the cache's 5 s. A circuit breaker (the cache's ``CircuitBreaker``
-class, one instance per alias for throttles) then answers from the failure policy in microseconds
-until Redis is back. Whatever goes wrong with Redis, a decision is returned, never an exception.
+Throttle calls use their own connection pools, a sibling of the alias's topology
+(``Topology.with_timeouts``) with short socket timeouts and no retries: a slow Redis must cost a
+request a few hundred milliseconds at worst, not the cache's 5 s. The alias's one circuit breaker
+(``connection.policy``, shared with the cache and sessions) then answers from the fail-open /
+fail-closed policy in microseconds until Redis is back. Outages give a decision, never an
+exception; bugs (a wrong password, a wrong command, a malformed reply) raise, as everywhere else.
+
+On a standalone server or behind Sentinel a decision is sent on a pooled connection directly (see
+``_run``); on a cluster through redis-py's ``RedisCluster``, which routes by the identity's hash
+tag (all of one identity's keys share it, so the script runs on one node).
 """
 
 from __future__ import annotations
@@ -17,7 +22,6 @@ from __future__ import annotations
 import base64
 import functools
 import hashlib
-import logging
 import os
 import re
 import threading
@@ -30,15 +34,19 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.dispatch import receiver
-from redis.backoff import NoBackoff
-from redis.exceptions import AuthenticationError, NoScriptError, RedisError
+from redis.exceptions import AuthenticationError, NoScriptError, ResponseError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from redis.retry import Retry
 
 from django_rediskit import lua
-from django_rediskit.cache.policy import OUTAGE_ERRORS, CircuitBreaker, CircuitOpen, ThrottledLog
 from django_rediskit.conf import get_section, get_setting
+from django_rediskit.connection.policy import (
+    CircuitBreaker,
+    ThrottledLog,
+    outage_of,
+    record_answer,
+    record_outage,
+)
 from django_rediskit.throttling.rates import Rate, parse_rates
 from django_rediskit.throttling.signals import throttle_backend_failure
 
@@ -47,6 +55,7 @@ if TYPE_CHECKING:
     from redis.connection import Connection
 
     from django_rediskit.cache.backend import RedisCache
+    from django_rediskit.connection.topology import Topology
 
 #: Algorithm name -> (Lua script, option passed as ARGV[4], key token). The token keeps the
 #: state of different algorithms apart (their layouts differ); one letter keeps keys short.
@@ -58,14 +67,9 @@ ALGORITHMS: Final[dict[str, tuple[str, str, str]]] = {
 }
 _SCOPE = re.compile(r"^[^{}\s]{1,100}$")  # braces would break the hash tag
 _US: Final = 1_000_000
-#: What a decision survives: Redis failures and replies of the wrong shape.
-_DECISION_ERRORS: Final[tuple[type[BaseException], ...]] = (
-    RedisError,
-    *OUTAGE_ERRORS,
-    ValueError,
-    TypeError,
-    IndexError,
-)
+#: Answers that are not an outage but still leave no decision: a command error (foreign data in a
+#: key) or a reply of the wrong shape (never trust Redis).
+_ANSWERED_WRONGLY: Final = (ResponseError, ValueError, TypeError, IndexError)
 
 
 @functools.cache
@@ -107,7 +111,7 @@ def _ident_digest(secret: str, ident: str) -> str:
 
 def _run(script: lua.LuaScript, channel: _Channel, keys: list[str], args: Sequence[Any]) -> Any:
     """``script(keys, args, client)`` on a connection directly: one EVALSHA, one EVAL more if
-    the server lost the script, as the loader does.
+    the server lost the script, as the loader does. On a cluster, through the routing client.
 
     redis-py's ``execute_command`` wraps every command in retry, observability and reply-callback
     layers worth about 7 us, a tenth of a whole decision. Throttle clients have no retries and
@@ -115,6 +119,8 @@ def _run(script: lua.LuaScript, channel: _Channel, keys: list[str], args: Sequen
     closes on any error while sending or reading (a timed-out reply can never be read by the
     next decision), so it always goes back clean.
     """
+    if channel.routed:
+        return script(keys, args, client=channel.client)
     conn = channel.checkout()
     try:
         try:
@@ -168,6 +174,8 @@ class _Channel:
     breaker: CircuitBreaker
     log: ThrottledLog
     retry_after: float
+    #: True on a cluster: decisions go through the routing client, not a pooled connection
+    routed: bool
     #: ``<prefix>:<throttle namespace>:``, the start of every throttle key of the alias
     key_stem: str
     #: idle connections for decisions (see ``checkout``) and the process they belong to
@@ -232,25 +240,17 @@ def _build_channel(alias: str) -> _Channel:
 
     conf = throttle_settings()
     backend = backend_for_alias(alias)
-    factory = backend.client.connection_factory
-    # The primary's URL; the pool differs from the cache's by its timeouts, so the factory's
-    # fingerprinting gives it a pool of its own.
-    params = factory.make_connection_params(backend.client._server[0])
-    params["socket_timeout"] = float(conf["SOCKET_TIMEOUT"])
-    params["socket_connect_timeout"] = float(conf["SOCKET_CONNECT_TIMEOUT"])
-    params["retry"] = Retry(NoBackoff(), 0)  # the breaker and the policy handle failures
-    breaker_conf = conf["CIRCUIT_BREAKER"] or {}
+    # Its own pools (short timeouts, no retries); the alias's breaker and log.
+    topology: Topology = backend.topology.with_timeouts(
+        float(conf["SOCKET_TIMEOUT"]), float(conf["SOCKET_CONNECT_TIMEOUT"])
+    )
     return _Channel(
         backend=backend,
-        client=factory.get_connection(params),
-        breaker=CircuitBreaker(
-            failure_threshold=int(breaker_conf.get("FAILURE_THRESHOLD", 2)),
-            recovery_time=float(breaker_conf.get("RECOVERY_TIME", 5.0)),
-        ),
-        log=ThrottledLog(
-            float(conf["LOG_INTERVAL"]), logging.getLogger("django_rediskit.throttling")
-        ),
+        client=topology.client(write=True),
+        breaker=backend.breaker,
+        log=backend.outage_log,
         retry_after=float(conf["FAILURE_RETRY_AFTER"]),
+        routed=topology.kind != "standalone",
         key_stem=backend.feature_key("throttle", ""),
     )
 
@@ -375,8 +375,21 @@ class RateLimiter:
         try:
             channel.breaker.before_call()
             decision = self._parse(_run(self._script, channel, keys, args))
-        except _DECISION_ERRORS as exc:
+        except AuthenticationError:
+            record_answer(channel.breaker)
+            raise  # configuration, not data: every feature raises it
+        except _ANSWERED_WRONGLY as exc:
+            # Foreign data in a throttle key (WRONGTYPE), a malformed reply: Redis answered, so
+            # the breaker is not involved; the request still gets the fail policy, not a 500.
+            record_answer(channel.breaker, exc)
             return self._on_failure(channel, scope, exc)
+        except Exception as exc:
+            cause = outage_of(exc)
+            if cause is None:
+                record_answer(channel.breaker, exc)
+                raise
+            record_outage(channel.breaker, cause)
+            return self._on_failure(channel, scope, cause)
         channel.breaker.record_success()
         return decision
 
@@ -396,11 +409,7 @@ class RateLimiter:
         return Decision(False, statuses, max(status.retry_after for status in statuses))
 
     def _on_failure(self, channel: _Channel, scope: str, exc: BaseException) -> Decision:
-        outage = isinstance(exc, OUTAGE_ERRORS) and not isinstance(exc, AuthenticationError)
-        if not outage:
-            channel.breaker.record_success()  # Redis answered, wrongly: not an outage
-        elif not isinstance(exc, CircuitOpen):
-            channel.breaker.record_failure()
+        """The fail-open / fail-closed decision for an outage (already counted by the breaker)."""
         channel.log(
             f"throttle[{scope}]",
             exc,

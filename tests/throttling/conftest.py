@@ -46,12 +46,12 @@ def throttle_server(private_redis: servers.RedisServer, settings: Any) -> server
             "BACKEND": "django_rediskit.cache.RedisCache",
             "LOCATION": private_redis.url,
             "KEY_PREFIX": "thr",
+            "OPTIONS": {"CIRCUIT_BREAKER": {"FAILURE_THRESHOLD": 2, "RECOVERY_TIME": 0.5}},
         },
     }
     settings.REDISKIT = {
         "THROTTLE": {
             "CACHE_ALIAS": alias,
-            "CIRCUIT_BREAKER": {"FAILURE_THRESHOLD": 2, "RECOVERY_TIME": 0.5},
             "SOCKET_TIMEOUT": 0.5,
             "SOCKET_CONNECT_TIMEOUT": 0.5,
         }

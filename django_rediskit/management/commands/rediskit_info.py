@@ -97,12 +97,13 @@ def alias_report(alias: str) -> dict[str, Any]:
     """Everything the command shows for one alias; ``error`` is set when Redis is unreachable."""
     backend = backend_for_alias(alias)
     location = settings.CACHES[alias].get("LOCATION", "")
-    urls = location.split(",") if isinstance(location, str) else list(location)
+    urls = [location] if isinstance(location, str) else list(location)
     codec = backend.client.codec
     breaker = backend.breaker
     report: dict[str, Any] = {
         "alias": alias,
         "urls": [redact_url(url.strip()) for url in urls],
+        "topology": backend.topology.kind,
         "key_prefix": backend.key_prefix,
         "version": backend.version,
         "serializer": codec.serializer.name,

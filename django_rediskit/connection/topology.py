@@ -1,0 +1,319 @@
+"""One topology object per alias: standalone, Sentinel or Cluster, chosen by ``LOCATION``.
+
+Features never build redis-py clients themselves; they ask the alias's topology:
+
+- :meth:`Topology.client` — the client for ordinary commands. On a cluster this is redis-py's
+  ``RedisCluster``, which routes every single-key command, script and pipeline by slot and follows
+  ``MOVED``/``ASK`` during resharding and failover; behind Sentinel it is the primary's client,
+  whose pool asks the sentinels again after a connection error or a READONLY reply.
+- :meth:`Topology.primaries` — one plain client per primary, for what is per node by nature:
+  SCAN, INFO, DBSIZE, the inspector's browsing.
+- :meth:`Topology.mget` / :meth:`Topology.unlink` — multi-key calls grouped by slot: one pipeline
+  per node on a cluster, sent to every node before any reply is read (the nodes work in
+  parallel); a single MGET / UNLINK elsewhere.
+- :meth:`Topology.scan_iter` — SCAN over every primary.
+
+The distributed engine is Redis itself: nothing here shards or replicates. Replica reads are
+opt-in (``READ_FROM_REPLICAS``), so by default a read after a write sees the write.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Final, cast
+
+from django.core.exceptions import ImproperlyConfigured
+from redis.backoff import ExponentialWithJitterBackoff, NoBackoff
+from redis.cluster import ClusterNode, RedisCluster
+from redis.crc import key_slot
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ReadOnlyError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.retry import Retry
+from redis.sentinel import Sentinel
+
+from django_rediskit.connection.pools import (
+    DEFAULT_SOCKET_CONNECT_TIMEOUT,
+    DEFAULT_SOCKET_TIMEOUT,
+    ConnectionFactory,
+)
+from django_rediskit.connection.urls import Location, parse_location
+
+if TYPE_CHECKING:
+    from redis import Redis
+
+#: Retries per command on connection errors and timeouts, by topology. Standalone keeps 0: a dead
+#: server must cost one connect timeout before the breaker takes over. Sentinel and Cluster retry,
+#: because after a failover the first attempt reaches the old primary.
+DEFAULT_RETRIES: Final = {"standalone": 0, "sentinel": 3, "cluster": 3}
+RETRY_ERRORS: Final = (RedisConnectionError, RedisTimeoutError, ReadOnlyError)
+
+
+def build_retry(options: dict[str, Any], kind: str) -> Retry:
+    """``OPTIONS["RETRY"] = {"RETRIES": n, "BACKOFF_BASE": s, "BACKOFF_CAP": s}``: redis-py's
+    Retry with jittered exponential backoff (so clients reconnecting after a failover spread out).
+    """
+    conf = options.get("RETRY") or {}
+    retries = int(conf.get("RETRIES", DEFAULT_RETRIES[kind]))
+    if retries <= 0:
+        return Retry(NoBackoff(), 0)
+    backoff = ExponentialWithJitterBackoff(
+        base=float(conf.get("BACKOFF_BASE", 0.05)), cap=float(conf.get("BACKOFF_CAP", 0.5))
+    )
+    return Retry(backoff, retries, supported_errors=RETRY_ERRORS)
+
+
+def connection_kwargs(location: Location, options: dict[str, Any]) -> dict[str, Any]:
+    """Keyword arguments for the data nodes' connections (Sentinel and Cluster)."""
+    kwargs: dict[str, Any] = {
+        "socket_timeout": options.get("SOCKET_TIMEOUT", DEFAULT_SOCKET_TIMEOUT),
+        "socket_connect_timeout": options.get(
+            "SOCKET_CONNECT_TIMEOUT", DEFAULT_SOCKET_CONNECT_TIMEOUT
+        ),
+    }
+    username = options.get("USERNAME") or location.username
+    password = options.get("PASSWORD") or location.password
+    if username:
+        kwargs["username"] = username
+    if password:
+        kwargs["password"] = password
+    if location.tls:
+        kwargs["ssl"] = True
+    for name, value in location.query:
+        kwargs[name] = value
+    kwargs.update(options.get("CONNECTION_POOL_KWARGS", {}))
+    return kwargs
+
+
+class Topology:
+    """What every topology answers; see the module docstring."""
+
+    kind: str = ""
+
+    def __init__(self, location: Location, options: dict[str, Any], scope: str) -> None:
+        self.location = location
+        self.options = options
+        self.scope = scope
+        self.read_from_replicas = bool(options.get("READ_FROM_REPLICAS", False))
+
+    # --- clients -------------------------------------------------------------------------------
+
+    def client(self, write: bool = True) -> Redis:
+        raise NotImplementedError
+
+    def client_for(self, key: str, write: bool = True) -> Redis:
+        """The client to send a command on ``key`` to (the routing client on a cluster)."""
+        return self.client(write)
+
+    def primaries(self) -> list[Redis]:
+        """One plain client per primary, for per-node commands (SCAN, INFO, DBSIZE)."""
+        return [self.client(write=True)]
+
+    def with_timeouts(self, socket_timeout: float, connect_timeout: float) -> Topology:
+        """A sibling topology with its own pools, short timeouts and no retries (throttles:
+        a slow Redis must cost a request milliseconds, and their breaker handles failures)."""
+        options = {
+            **self.options,
+            "SOCKET_TIMEOUT": socket_timeout,
+            "SOCKET_CONNECT_TIMEOUT": connect_timeout,
+            "RETRY": {"RETRIES": 0},
+        }
+        return type(self)(self.location, options, scope=f"{self.scope}#fast")
+
+    def disconnect(self) -> None:
+        raise NotImplementedError
+
+    # --- keys across nodes ---------------------------------------------------------------------
+
+    @property
+    def is_cluster(self) -> bool:
+        return False
+
+    def slot(self, key: str | bytes) -> int:
+        """The cluster hash slot of ``key`` (computed the same on every topology)."""
+        return int(key_slot(key.encode() if isinstance(key, str) else key))
+
+    def mget(self, keys: Sequence[str], write: bool = False) -> list[Any]:
+        """Values of ``keys`` in order; one MGET (one pipeline per node on a cluster)."""
+        if not keys:
+            return []
+        return list(self.client(write).mget(keys))
+
+    def unlink(self, keys: Sequence[str | bytes]) -> int:
+        """UNLINK ``keys``; returns how many existed (one pipeline per node on a cluster)."""
+        if not keys:
+            return 0
+        return int(self.client(write=True).unlink(*keys))
+
+    def scan_iter(
+        self, match: str, count: int, *, write: bool = False, _type: str | None = None
+    ) -> Iterator[bytes]:
+        """Every key matching ``match`` on every primary (SCAN, never KEYS)."""
+        for node in self.primaries() if write or self.is_cluster else [self.client(write)]:
+            yield from node.scan_iter(match=match, count=count, _type=_type)
+
+
+class StandaloneTopology(Topology):
+    """One server (``redis://``, ``rediss://``, ``unix://``), optionally with read replicas
+    listed after it in ``LOCATION`` (django-redis's format)."""
+
+    kind = "standalone"
+
+    def __init__(self, location: Location, options: dict[str, Any], scope: str) -> None:
+        super().__init__(location, options, scope)
+        self.factory = ConnectionFactory(options, scope=scope)
+        self.retry = build_retry(options, self.kind)
+        self._clients: list[Redis | None] = [None] * len(location.urls)
+        # django-redis's REPLICA_READ_ONLY=False also sends reads to the primary
+        self._read_indexes = list(range(1, len(location.urls))) if self.read_from_replicas else []
+
+    def _connect(self, index: int) -> Redis:
+        client = self._clients[index]
+        if client is None:
+            params = self.factory.make_connection_params(self.location.urls[index])
+            params.setdefault("retry", self.retry)
+            if self.retry.get_retries():
+                params.setdefault("retry_on_error", list(RETRY_ERRORS))
+            client = self._clients[index] = self.factory.get_connection(params)
+        return client
+
+    def client(self, write: bool = True) -> Redis:
+        if write or not self._read_indexes:
+            return self._connect(0)
+        return self._connect(random.choice(self._read_indexes))  # noqa: S311 (load spreading)
+
+    def disconnect(self) -> None:
+        for client in self._clients:
+            if client is not None:
+                client.connection_pool.disconnect()
+
+
+class SentinelTopology(Topology):
+    """``redis+sentinel://s1:26379,s2:26379/<service>/<db>``: the primary Sentinel elects.
+
+    After a failover the first command on a pooled connection fails (closed socket, or READONLY
+    from the demoted primary); the Sentinel pool then asks the sentinels for the new primary and
+    the configured retries resend the command there.
+    """
+
+    kind = "sentinel"
+
+    def __init__(self, location: Location, options: dict[str, Any], scope: str) -> None:
+        super().__init__(location, options, scope)
+        kwargs = connection_kwargs(location, options)
+        kwargs["retry"] = build_retry(options, self.kind)
+        kwargs["db"] = location.db
+        sentinel_kwargs = dict(options.get("SENTINEL_KWARGS", {}))
+        sentinel_kwargs.setdefault("socket_timeout", kwargs["socket_timeout"])
+        sentinel_kwargs.setdefault("socket_connect_timeout", kwargs["socket_connect_timeout"])
+        self.sentinel = Sentinel(  # type: ignore[no-untyped-call]
+            list(location.nodes), sentinel_kwargs=sentinel_kwargs, **kwargs
+        )
+        self.service = cast(str, location.service)
+        self._lock = threading.Lock()
+        self._primary: Redis | None = None
+        self._replica: Redis | None = None
+
+    def client(self, write: bool = True) -> Redis:
+        if write or not self.read_from_replicas:
+            if self._primary is None:
+                with self._lock:
+                    if self._primary is None:
+                        self._primary = self.sentinel.master_for(self.service)  # type: ignore[no-untyped-call]
+            return self._primary
+        if self._replica is None:
+            with self._lock:
+                if self._replica is None:
+                    self._replica = self.sentinel.slave_for(self.service)  # type: ignore[no-untyped-call]
+        return self._replica
+
+    def disconnect(self) -> None:
+        for client in (self._primary, self._replica):
+            if client is not None:
+                client.connection_pool.disconnect()
+
+
+class ClusterTopology(Topology):
+    """``redis+cluster://h1:p1,h2:p2/``: Redis Cluster through redis-py's ``RedisCluster``.
+
+    Every key a Lua script touches shares a hash tag ``{...}`` (one slot); multi-key cache calls
+    are split by slot here; scans visit every primary.
+    """
+
+    kind = "cluster"
+
+    def __init__(self, location: Location, options: dict[str, Any], scope: str) -> None:
+        super().__init__(location, options, scope)
+        kwargs = connection_kwargs(location, options)
+        self.cluster = RedisCluster(
+            startup_nodes=[
+                ClusterNode(host, port)  # type: ignore[no-untyped-call]
+                for host, port in location.nodes
+            ],
+            read_from_replicas=self.read_from_replicas,
+            retry=build_retry(options, self.kind),
+            require_full_coverage=True,
+            **kwargs,
+        )
+
+    @property
+    def is_cluster(self) -> bool:
+        return True
+
+    def client(self, write: bool = True) -> Redis:
+        return cast("Redis", self.cluster)
+
+    def primaries(self) -> list[Redis]:
+        nodes = sorted(
+            self.cluster.get_primaries(),  # type: ignore[no-untyped-call]
+            key=lambda node: node.name,
+        )
+        return [self.cluster.get_redis_connection(node) for node in nodes]
+
+    def mget(self, keys: Sequence[str], write: bool = False) -> list[Any]:
+        if not keys:
+            return []
+        return list(self.cluster.mget_nonatomic(list(keys)))
+
+    def group_by_slot(self, keys: Iterable[str]) -> dict[int, list[str]]:
+        groups: dict[int, list[str]] = {}
+        for key in keys:
+            groups.setdefault(self.slot(key), []).append(key)
+        return groups
+
+    def disconnect(self) -> None:
+        self.cluster.disconnect_connection_pools()  # type: ignore[no-untyped-call]
+
+
+TOPOLOGIES: Final[dict[str, type[Topology]]] = {
+    "standalone": StandaloneTopology,
+    "sentinel": SentinelTopology,
+    "cluster": ClusterTopology,
+}
+
+_topologies: dict[tuple[str, str], Topology] = {}
+_topologies_lock = threading.Lock()
+
+
+def topology_for(location: str | list[str], options: dict[str, Any], scope: str) -> Topology:
+    """The topology of one cache scope (alias), built once per process and configuration.
+
+    Keyed by the scope and the configuration, so an alias repointed by ``override_settings``
+    gets a new one, while Django's per-thread backend objects share pools.
+    """
+    key = (scope, repr((location, sorted(options.items(), key=lambda item: item[0]))))
+    topology = _topologies.get(key)
+    if topology is None:
+        parsed = parse_location(location)
+        cls = TOPOLOGIES[parsed.kind]
+        if parsed.kind != "standalone" and options.get("CONNECTION_POOL_CLASS"):
+            raise ImproperlyConfigured(
+                f"CONNECTION_POOL_CLASS applies to standalone servers only, not {parsed.kind}."
+            )
+        with _topologies_lock:
+            topology = _topologies.get(key)
+            if topology is None:
+                topology = _topologies[key] = cls(parsed, options, scope)
+    return topology
