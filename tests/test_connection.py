@@ -178,3 +178,54 @@ def test_checks_report_typos_bad_serializers_and_foreign_aliases() -> None:
         assert set(_ids(feature)) == {"django_rediskit.W002", "django_rediskit.E005"}
     with override_settings(REDISKIT={"CACHE_ALIAS": "nowhere"}):
         assert _ids(check_feature_alias()) == ["django_rediskit.E004"]
+
+
+# --- LOCATION parsing: every topology by URL scheme ----------------------------------------------
+
+
+def test_sentinel_and_cluster_urls_parse() -> None:
+    from django_rediskit.connection import parse_location
+
+    sentinel = parse_location("redis+sentinel://u:p%40ss@s1:26379,s2,[::1]:26380/mymaster/3")
+    assert sentinel.kind == "sentinel"
+    assert sentinel.nodes == (("s1", 26379), ("s2", 26379), ("::1", 26380))
+    assert (sentinel.service, sentinel.db, sentinel.username, sentinel.password) == (
+        "mymaster",
+        3,
+        "u",
+        "p@ss",
+    )
+    assert "p@ss" not in repr(sentinel)  # passwords stay out of logs and tracebacks
+    cluster = parse_location("rediss+cluster://h1:7000,h2:7001/?ssl_cert_reqs=none")
+    assert (cluster.kind, cluster.tls, cluster.nodes) == (
+        "cluster",
+        True,
+        (("h1", 7000), ("h2", 7001)),
+    )
+    assert cluster.query == (("ssl_cert_reqs", "none"),)
+    standalone = parse_location("redis://a:1/0,redis://b:2/0")
+    assert (standalone.kind, standalone.urls) == ("standalone", ("redis://a:1/0", "redis://b:2/0"))
+
+
+@pytest.mark.parametrize(
+    ("location", "message"),
+    [
+        ("redis+sentinel://s1:26379/", "name the Sentinel service"),
+        ("redis+cluster://h1:7000/2", "database 0 only"),
+        ("redis+cluster://h1:port/", "bad node address"),
+        ("redis+sentinel://s1/svc/x", "must be a number"),
+        ("memcached://h:1", "Unsupported Redis URL scheme"),
+        ("", "LOCATION is empty"),
+        ("redis://a:1/0,redis+cluster://b:2/", "cannot be mixed"),
+    ],
+)
+def test_bad_locations_are_configuration_errors(location: str, message: str) -> None:
+    from django_rediskit.connection import parse_location
+
+    with pytest.raises(ImproperlyConfigured, match=message):
+        parse_location(location)
+
+
+def test_redact_url_hides_passwords_of_multi_node_urls() -> None:
+    redacted = redact_url("redis+cluster://user:hunter2@h1:1,h2:2/")
+    assert redacted == "redis+cluster://user:***@h1:1,h2:2/"

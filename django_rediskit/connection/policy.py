@@ -86,6 +86,11 @@ class CircuitBreaker:
     def is_open(self) -> bool:
         return self._failures >= self.failure_threshold
 
+    @property
+    def failures(self) -> int:
+        """Consecutive outage failures recorded so far (0 after any success)."""
+        return self._failures
+
     def before_call(self) -> None:
         """Raise CircuitOpen unless this call may reach Redis.
 
@@ -216,7 +221,8 @@ def shielded(breaker: CircuitBreaker) -> Iterator[None]:
             raise
         raise RedisUnavailable(f"Redis unavailable: {type(cause).__name__}: {cause}") from exc
     else:
-        record_answer(breaker)
+        if not _calls.failed:
+            record_answer(breaker)
     finally:
         _calls.depth -= 1
 
@@ -329,7 +335,8 @@ def guarded(miss: Any = None) -> Callable[[F], F]:
                     return handle(self, exc, args, kwargs)
                 finally:
                     _calls.depth -= 1
-                self._breaker.record_success()
+                if not _calls.failed:  # a muted nested outage is not undone by the outer return
+                    self._breaker.record_success()
                 return result
 
             wrapper = call_wrapper
