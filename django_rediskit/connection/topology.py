@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Final, cast
 
 from django.core.exceptions import ImproperlyConfigured
 from redis.backoff import ExponentialWithJitterBackoff, NoBackoff
-from redis.cluster import ClusterNode, RedisCluster
+from redis.cluster import ClusterNode, LoadBalancingStrategy, RedisCluster
 from redis.crc import key_slot
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ReadOnlyError
@@ -248,11 +248,13 @@ class ClusterTopology(Topology):
         super().__init__(location, options, scope)
         kwargs = connection_kwargs(location, options)
         self.cluster = RedisCluster(
+            load_balancing_strategy=(
+                LoadBalancingStrategy.ROUND_ROBIN_REPLICAS if self.read_from_replicas else None
+            ),
             startup_nodes=[
                 ClusterNode(host, port)  # type: ignore[no-untyped-call]
                 for host, port in location.nodes
             ],
-            read_from_replicas=self.read_from_replicas,
             retry=build_retry(options, self.kind),
             require_full_coverage=True,
             **kwargs,

@@ -12,7 +12,7 @@ import functools
 import hashlib
 from collections.abc import Callable, Sequence
 from importlib import resources
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from redis.exceptions import NoScriptError
 
@@ -45,7 +45,52 @@ class LuaScript:
 
     def queue(self, pipe: Pipeline, keys: Sequence[Any] = (), args: Sequence[Any] = ()) -> None:
         """Add an EVALSHA to ``pipe``; run such pipelines with :func:`run_pipeline`."""
+        if isinstance(pipe, _ClusterRecorder):
+            pipe.steps.append((self, list(keys), list(args)))
+            return
         pipe.evalsha(self.sha, len(keys), *keys, *args)
+
+
+class _ClusterRecorder:
+    """Stands in for a pipeline on Redis Cluster, where redis-py refuses scripts in pipelines.
+
+    It records the commands and scripts in order; :func:`run_pipeline` then sends each run of
+    plain commands as one cluster pipeline (one round trip per node involved) and each script
+    as one call, in the recorded order (so a script that must run before a write still does).
+    """
+
+    def __init__(self) -> None:
+        self.steps: list[tuple[Any, ...]] = []
+
+    def __getattr__(self, name: str) -> Callable[..., None]:
+        def record(*args: Any, **kwargs: Any) -> None:
+            self.steps.append((name, args, kwargs))
+
+        return record
+
+
+def _run_recorded(client: Any, steps: list[tuple[Any, ...]], raise_on_error: bool) -> list[Any]:
+    replies: list[Any] = []
+    batch: Any = None
+    for step in [*steps, None]:
+        if step is not None and isinstance(step[0], str):
+            if batch is None:
+                batch = client.pipeline(transaction=False)
+            name, args, kwargs = step
+            getattr(batch, name)(*args, **kwargs)
+            continue
+        if batch is not None:
+            replies += batch.execute(raise_on_error=raise_on_error)
+            batch = None
+        if step is not None:
+            lua, keys, args = step
+            try:
+                replies.append(lua(keys, args, client=client))
+            except Exception as exc:
+                if raise_on_error:
+                    raise
+                replies.append(exc)
+    return replies
 
 
 @functools.cache
@@ -74,6 +119,10 @@ def run_pipeline(
     (a replay re-runs the commands that did succeed). With ``raise_on_error=False``
     command errors come back as exception objects in the replies, as in redis-py.
     """
+    if not hasattr(client, "connection_pool"):  # RedisCluster: no scripts in its pipelines
+        recorder = _ClusterRecorder()
+        build(cast("Pipeline", recorder))
+        return _run_recorded(client, recorder.steps, raise_on_error)
     pool = id(client.connection_pool)
     for attempt in (1, 2):
         pipe = client.pipeline(transaction=False)
