@@ -214,5 +214,6 @@ def test_counter_algorithms_use_constant_memory_and_bounded_ttls(algorithm: str)
     for _ in range(50):
         limiter.hit("mem", "a", cost=10)
     for key, window_ms in zip(limiter.keys("mem", "a"), (60_000, 86_400_000), strict=True):
-        assert client.memory_usage(key, samples=0) <= 128
+        # 128 B on one server; cluster mode adds 8 B per key (its slot-to-keys index)
+        assert client.memory_usage(key, samples=0) <= 136
         assert 0 < client.pttl(key) <= 2 * window_ms
