@@ -29,7 +29,7 @@ from redis.backoff import ExponentialWithJitterBackoff, NoBackoff
 from redis.cluster import ClusterNode, LoadBalancingStrategy, RedisCluster
 from redis.crc import key_slot
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ReadOnlyError
+from redis.exceptions import NoScriptError, ReadOnlyError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 from redis.sentinel import Sentinel
@@ -40,6 +40,7 @@ from django_rediskit.connection.pools import (
     ConnectionFactory,
 )
 from django_rediskit.connection.urls import Location, parse_location
+from django_rediskit.lua import script
 
 if TYPE_CHECKING:
     from redis import Redis
@@ -275,9 +276,67 @@ class ClusterTopology(Topology):
         return [self.cluster.get_redis_connection(node) for node in nodes]
 
     def mget(self, keys: Sequence[str], write: bool = False) -> list[Any]:
+        """Values of ``keys``: one request per node, every node written before any reply is
+        read, so one round trip per node with the nodes working in parallel.
+
+        MGET refuses keys of different slots, and redis-py's ``mget_nonatomic`` sends one MGET
+        per slot through ``ClusterPipeline``, whose per-command Python cost made
+        ``get_many(1000)`` five times slower than on one server. Here each node runs
+        ``lua/cluster_mget.lua`` once over all of its keys. A node whose reply is an error
+        (a slot migrating during resharding, a failover) has its keys read again through
+        ``RedisCluster``, which follows ``MOVED``/``ASK`` and refreshes its slot map.
+        """
         if not keys:
             return []
-        return list(self.cluster.mget_nonatomic(list(keys)))
+        by_node: dict[str, tuple[Any, list[int]]] = {}
+        manager = self.cluster.nodes_manager
+        slots_cache = manager.slots_cache  # slot -> [primary, replicas...]: read directly, hot
+        for index, key in enumerate(keys):
+            slot = key_slot(key.encode())
+            owners = slots_cache.get(slot)
+            node = owners[0] if owners else manager.get_node_from_slot(slot)
+            entry = by_node.get(node.name)
+            if entry is None:
+                entry = by_node[node.name] = (node, [])
+            entry[1].append(index)
+        reader = script("cluster_mget")
+        values: list[Any] = [None] * len(keys)
+        sent: list[tuple[Any, Any, list[int]]] = []
+        retry: list[int] = []
+        try:
+            for node, indexes in by_node.values():
+                pool = self.cluster.get_redis_connection(node).connection_pool
+                connection = pool.get_connection()
+                sent.append((pool, connection, indexes))
+                names = [keys[i] for i in indexes]
+                request = connection.pack_command("EVALSHA", reader.sha, 0, *names)  # type: ignore[no-untyped-call]
+                connection.send_packed_command(request)  # type: ignore[no-untyped-call]
+            for _pool, connection, indexes in sent:
+                try:
+                    reply = connection.read_response()
+                except NoScriptError:
+                    names = [keys[i] for i in indexes]
+                    connection.send_packed_command(
+                        connection.pack_command("EVAL", reader.text, 0, *names)
+                    )
+                    reply = connection.read_response()
+                except ResponseError:
+                    retry += indexes
+                    continue
+                for i, value in zip(indexes, reply, strict=True):
+                    values[i] = value
+        except BaseException:
+            for _pool, connection, _indexes in sent:
+                connection.disconnect()  # replies may be left unread: never reuse the socket
+            raise
+        finally:
+            for pool, connection, _indexes in sent:
+                pool.release(connection)
+        if retry:
+            found = self.cluster.mget_nonatomic([keys[i] for i in retry])
+            for i, value in zip(retry, found, strict=True):
+                values[i] = value
+        return values
 
     def group_by_slot(self, keys: Iterable[str]) -> dict[int, list[str]]:
         groups: dict[int, list[str]] = {}
