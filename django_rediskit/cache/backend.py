@@ -98,6 +98,10 @@ KNOWN_OPTIONS: Final = frozenset(
         "STAMPEDE_LOCK_TIMEOUT",
         "TAG_TTL",
         "JITTER",
+        # topologies (connection/topology.py)
+        "READ_FROM_REPLICAS",
+        "RETRY",
+        "SENTINEL_KWARGS",
     }
 )
 
