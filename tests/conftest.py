@@ -18,11 +18,20 @@ from tests.helpers import MakeCache
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Under tests.settings_postgres with no PostgreSQL (outside CI): skip, saying why."""
+    """Under tests.settings_postgres with no PostgreSQL (outside CI): skip, saying why. On a
+    cluster or behind Sentinel: skip the tests that measure one server's internals."""
     reason = getattr(settings, "POSTGRES_UNAVAILABLE", "")
     if reason and os.environ.get("CI", "").lower() != "true":
         for item in items:
             item.add_marker(pytest.mark.skip(reason=reason))
+    if servers.TOPOLOGY != "standalone":
+        skip = pytest.mark.skip(
+            reason=f"measures a single server; the suite runs on {servers.TOPOLOGY} "
+            "(tests/topology/ measures this topology's own costs)"
+        )
+        for item in items:
+            if item.get_closest_marker("standalone_only"):
+                item.add_marker(skip)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

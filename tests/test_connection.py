@@ -42,6 +42,7 @@ def _current_caches() -> dict[str, dict[str, object]]:
     return dict(settings.CACHES)
 
 
+@pytest.mark.standalone_only
 def test_each_alias_has_its_own_pool() -> None:
     default_pool = caches["default"].client.get_client().connection_pool
     other_pool = caches["other"].client.get_client().connection_pool
@@ -59,6 +60,7 @@ def test_each_alias_has_its_own_pool() -> None:
     assert seen == [default_pool]
 
 
+@pytest.mark.standalone_only
 def test_pool_options_are_honoured(make_cache: MakeCache) -> None:
     cache = make_cache(
         OPTIONS={"CONNECTION_POOL_KWARGS": {"max_connections": 7}, "SOCKET_TIMEOUT": 2.5}

@@ -54,6 +54,7 @@ def test_cached_function_per_arguments_with_tags_invalidate_and_refresh() -> Non
     assert calls == [1, 2, 1, 2, 1, 2]
 
 
+@pytest.mark.standalone_only
 def test_cached_hit_is_one_round_trip(round_trips: RoundTrips) -> None:  # noqa: F811
     @cached(60, tags=["a", "b", "c"])
     def value() -> int:

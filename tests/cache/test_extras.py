@@ -12,6 +12,7 @@ from tests.cache.commands import count_commands
 from tests.helpers import MakeCache
 
 
+@pytest.mark.standalone_only
 def test_ttl_and_pttl_take_one_round_trip() -> None:
     cache.set("t", 1, timeout=100)
     with count_commands() as log:
@@ -35,6 +36,7 @@ def test_expire_persist_helpers_are_available() -> None:
     assert 28 <= cache.ttl("e") <= 30
 
 
+@pytest.mark.standalone_only
 def test_delete_pattern_counts_and_batches(make_cache: MakeCache) -> None:
     small_batches = make_cache(OPTIONS={"DELETE_BATCH_SIZE": 7, "SCAN_COUNT": 50})
     small_batches.set_many({f"user:{i}": i for i in range(40)})
@@ -123,6 +125,7 @@ def test_lock_is_prefixed_and_exclusive() -> None:
     assert raw.exists(cache.make_key("job")) == 0
 
 
+@pytest.mark.standalone_only
 def test_sliding_ttl_per_read_and_as_option(make_cache: MakeCache) -> None:
     cache.set("s", 1, timeout=5)
     assert cache.get("s", refresh_ttl=100) == 1
@@ -143,6 +146,7 @@ def test_set_nx_xx() -> None:
     assert cache.get("n") == 3
 
 
+@pytest.mark.standalone_only
 def test_plain_get_is_one_command() -> None:
     cache.set("one", "x")
     with count_commands() as log:
@@ -190,6 +194,7 @@ def test_every_public_method_is_guarded() -> None:
     }
 
 
+@pytest.mark.standalone_only
 def test_get_or_set_miss_takes_three_round_trips_and_frees_its_lock() -> None:
     cache.get_or_set("warm-up", lambda: 0, 60)  # loads the release script once per pool
     with count_commands() as log:

@@ -42,6 +42,7 @@ def test_declared_tags_are_a_hint_not_a_filter() -> None:
     assert cache.get("k", tags=["a"]) is None
 
 
+@pytest.mark.standalone_only
 def test_round_trips_declared_undeclared_and_invalidate(round_trips: RoundTrips) -> None:  # noqa: F811
     cache.set("plain", "v", 60)
     cache.set("tagged", "v", 60, tags=["t1", "t2", "t3"])
@@ -69,6 +70,7 @@ def test_round_trips_declared_undeclared_and_invalidate(round_trips: RoundTrips)
     assert after - before == 3  # one UNLINK per tag, nothing per entry
 
 
+@pytest.mark.standalone_only
 def test_get_or_set_hit_costs_one_round_trip(round_trips: RoundTrips) -> None:  # noqa: F811
     assert cache.get_or_set("g", lambda: 41, 60, tags=["t"]) == 41
     with round_trips.measure() as hit:
@@ -245,6 +247,7 @@ def test_evicted_version_key_is_an_invalidation() -> None:
     assert cache.get("k") == "v2"
 
 
+@pytest.mark.standalone_only
 def test_sliding_get_with_declared_tags_refreshes_in_one_trip(round_trips: RoundTrips) -> None:  # noqa: F811
     cache.set("s", "v", 5, tags=["t"])
     with round_trips.measure() as trips:

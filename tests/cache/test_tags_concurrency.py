@@ -75,6 +75,7 @@ def test_randomised_16_workers_never_read_stale_after_invalidate_returns() -> No
     assert stale == [], f"seed {rng_seed}: {stale[:5]}"
 
 
+@pytest.mark.standalone_only
 def test_invalidating_10k_entries_is_one_trip_and_never_blocks_a_prober(
     round_trips: RoundTrips,  # noqa: F811
 ) -> None:

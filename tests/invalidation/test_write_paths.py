@@ -67,6 +67,7 @@ def test_save_invalidates_object_and_model_tags_not_others(shop: dict[str, Any])
     assert fresh(other)
 
 
+@pytest.mark.standalone_only
 def test_save_costs_no_extra_query_and_one_round_trip_after_commit(shop: dict[str, Any]) -> None:
     plain = Unregistered.objects.create(name="baseline")
     with CaptureQueriesContext(connection) as baseline, transaction.atomic():
@@ -251,6 +252,7 @@ def test_unregistered_models_keep_fast_delete() -> None:
     assert not collector.can_fast_delete(Category.objects.all())
 
 
+@pytest.mark.standalone_only
 def test_cached_queryset_tags_every_joined_table(shop: dict[str, Any]) -> None:
     queryset = Product.objects.select_related("category").filter(category__name="coffee")
     rows = cached_queryset(queryset, 60)

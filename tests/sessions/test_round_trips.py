@@ -19,6 +19,7 @@ def writes(log: CommandLog) -> list[str]:
     return [name for name in log.commands if name in WRITES]
 
 
+@pytest.mark.standalone_only
 def test_anonymous_request_is_one_get_and_no_write(command_log: CommandLog) -> None:
     client = Client()
     client.get("/touch/")  # creates an anonymous session with data
@@ -34,6 +35,7 @@ def test_request_without_cookie_touches_nothing(command_log: CommandLog) -> None
     assert command_log.trips == []
 
 
+@pytest.mark.standalone_only
 def test_anonymous_write_is_one_set(command_log: CommandLog) -> None:
     client = Client()
     client.get("/touch/")
@@ -43,6 +45,7 @@ def test_anonymous_write_is_one_set(command_log: CommandLog) -> None:
     assert command_log.trips == [["GET"], ["SET"]]  # SET XX
 
 
+@pytest.mark.standalone_only
 def test_authenticated_write_is_one_pipelined_trip(make_user: Any, command_log: CommandLog) -> None:
     client = login(make_user())
     command_log.clear()
@@ -50,6 +53,7 @@ def test_authenticated_write_is_one_pipelined_trip(make_user: Any, command_log: 
     assert command_log.trips == [["GET"], ["EVALSHA", "SET"]]
 
 
+@pytest.mark.standalone_only
 def test_hundred_requests_in_a_minute_write_activity_once(
     make_user: Any, command_log: CommandLog, monkeypatch: pytest.MonkeyPatch
 ) -> None:
