@@ -74,6 +74,7 @@ class RedisServer:
                 f"{REDIS_SERVER!r} not found: install Redis (apt-get install redis-server) "
                 "or point the tests at a server with REDIS_URL=redis://host:port/db."
             )
+        self.binary = REDIS_SERVER
         self.port = port or free_port()
         #: write the ownership marker key (cluster nodes cannot: they own no slot at start)
         self.mark = mark
