@@ -201,6 +201,16 @@ class RedisCache(HashAndListCommands, DjangoRedisCache):  # type: ignore[misc]
         return self._breaker
 
     @property
+    def scan_count(self) -> int:
+        """COUNT of every SCAN this alias sends (``OPTIONS["SCAN_COUNT"]``)."""
+        return self._scan_count
+
+    @property
+    def delete_batch_size(self) -> int:
+        """Keys per UNLINK when deleting scanned keys (``OPTIONS["DELETE_BATCH_SIZE"]``)."""
+        return self._delete_batch
+
+    @property
     def outage_log(self) -> ThrottledLog:
         """The alias's rate-limited outage log, shared by every feature on this alias."""
         return self._log_ignored

@@ -53,8 +53,7 @@ class Command(BaseCommand):
 
     def _tags(self, backend: RedisCache, tags: list[str], dry_run: bool) -> None:
         if dry_run:
-            client = backend._read()
-            pipe = client.pipeline(transaction=False)
+            pipe = backend.topology.client(write=False).pipeline(transaction=False)
             for tag in tags:
                 pipe.exists(backend.tag_key(tag))
             live = sum(int(found) for found in pipe.execute())
@@ -69,28 +68,27 @@ class Command(BaseCommand):
         )
 
     def _pattern(self, backend: RedisCache, pattern: str, options: dict[str, Any]) -> None:
-        client = backend._write()
+        """SCAN every primary (one server, or each node of a cluster) and UNLINK in batches."""
+        topology = backend.topology
         match = backend.make_pattern(pattern, version=options["key_version"])
-        total = max(int(client.dbsize()), 1)
-        count = backend._scan_count
+        total = max(sum(int(node.dbsize()) for node in topology.primaries()), 1)
+        count = backend.scan_count
         show = not options["no_progress"]
         scanned = matched = deleted = 0
         batch: list[bytes | str] = []
-        cursor = 0
-        while True:
-            cursor, keys = client.scan(cursor=cursor, match=match, count=count)
-            scanned += count
-            matched += len(keys)
+        for scanned, key in enumerate(topology.scan_iter(match, count, write=True), start=1):
+            matched += 1
             if not options["dry_run"]:
-                batch.extend(keys)
-                if len(batch) >= backend._delete_batch or (cursor == 0 and batch):
-                    deleted += int(client.unlink(*batch))
+                batch.append(key)
+                if len(batch) >= backend.delete_batch_size:
+                    deleted += topology.unlink(batch)
                     batch.clear()
-            if show:
-                self._progress(min(scanned / total, 0.99 if cursor else 1.0), matched)
-            if cursor == 0:
-                break
+            if show and matched % count == 0:
+                self._progress(min(scanned / total, 0.99), matched)
+        if batch:
+            deleted += topology.unlink(batch)
         if show:
+            self._progress(1.0, matched)
             self.stderr.write("")
         if options["dry_run"]:
             self.stdout.write(f"Dry run: {matched} key(s) match {pattern!r}.")
