@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from redis import Redis
 
-__all__ = ["__version__", "get_redis"]
+__all__ = ["__version__", "get_redis", "register"]
+
+
+def __getattr__(name: str) -> Any:
+    """``django_rediskit.register``, imported on first use: importing the package (as Django
+    does while loading apps) must not import models or the invalidation machinery."""
+    if name == "register":
+        from django_rediskit.invalidation.registry import register
+
+        return register
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def get_redis(alias: str = "default", *, write: bool = True, key: str | None = None) -> Redis:

@@ -98,6 +98,7 @@ KNOWN_OPTIONS: Final = frozenset(
         "STAMPEDE_LOCK_TIMEOUT",
         "TAG_TTL",
         "JITTER",
+        "CLEAR_SESSIONS",
         # topologies (connection/topology.py)
         "READ_FROM_REPLICAS",
         "RETRY",
@@ -138,8 +139,15 @@ class RedisCache(HashAndListCommands, DjangoRedisCache):  # type: ignore[misc]
         self._stampede_lock_timeout = float(
             options.get("STAMPEDE_LOCK_TIMEOUT", DEFAULT_STAMPEDE_LOCK_TIMEOUT)
         )
-        # The common KEY_FUNCTION is inlined in make_and_validate_key (a hot path).
-        self._default_key_func = self.key_func is default_key_func
+        clear_sessions = options.get("CLEAR_SESSIONS", False)
+        if not isinstance(clear_sessions, bool):
+            raise ImproperlyConfigured(
+                f"CLEAR_SESSIONS must be True or False, not {clear_sessions!r}."
+            )
+        #: Kit namespaces that clear() empties besides the entries (see clear()).
+        self._clear_namespaces: tuple[str, ...] = ("throttle", "tags") + (
+            ("sessions", "users") if clear_sessions else ()
+        )
         self._tag_ttl_ms = self._tag_ttl_option(options.get("TAG_TTL", tagging.DEFAULT_TAG_TTL))
         self._jitter = float(options.get("JITTER", 0.0))
         if not 0.0 <= self._jitter < 1.0:
@@ -235,7 +243,9 @@ class RedisCache(HashAndListCommands, DjangoRedisCache):  # type: ignore[misc]
         return client
 
     def make_and_validate_key(self, key: Any, version: int | None = None) -> str:
-        if self._default_key_func:
+        # The common KEY_FUNCTION is inlined (a hot path); the identity check per call honours a
+        # key_func replaced on a live backend (Django's tests and run-time key wrappers do it).
+        if self.key_func is default_key_func:
             full = f"{self.key_prefix}:{self.version if version is None else version}:{key}"
         else:
             full = self.make_key(key, version=version)
@@ -822,10 +832,14 @@ class RedisCache(HashAndListCommands, DjangoRedisCache):  # type: ignore[misc]
         """Delete this cache's entries only (never FLUSHDB): SCAN the prefix, UNLINK in batches.
 
         Entries are ``<prefix>:<version>:<key>``; the version is numeric, which keeps the keys of
-        other prefixes and of kit features (``<prefix>:s:...`` sessions, ``<prefix>:tv:...``) out.
+        other prefixes out. Throttle state and tag versions are cache data and go too (DRF's
+        contract: test suites reset throttles with ``cache.clear()``); sessions and their user
+        index go only with ``OPTIONS["CLEAR_SESSIONS"] = True`` (a cache flush should not log
+        everyone out); queues and locks are never touched.
         """
-        pattern = self.key_func("*", glob_escape(self.key_prefix), "[0-9-]*")
-        self._unlink_matching(pattern)
+        self._unlink_matching(self.key_func("*", glob_escape(self.key_prefix), "[0-9-]*"))
+        for namespace in self._clear_namespaces:
+            self._unlink_matching(glob_escape(self.feature_key(namespace, "")) + "*")
 
     def close(self, **kwargs: Any) -> None:
         """Pools live for the process; disconnect only with ``CLOSE_CONNECTION`` (django-redis).

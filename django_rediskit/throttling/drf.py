@@ -11,7 +11,7 @@ follows the throttle's failure policy instead of becoming a 500.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+import time
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
@@ -46,11 +46,11 @@ class SimpleRateThrottle(BaseThrottle):  # type: ignore[misc]
     """DRF's ``SimpleRateThrottle`` contract: override ``get_cache_key``; set ``scope`` or ``rate``.
 
     Extra class attributes: ``algorithm`` (``exact`` by default), ``fail_open`` and ``alias``
-    (defaults from ``REDISKIT["THROTTLE"]``). ``timer`` is None: the Redis server's clock decides;
-    set it (as DRF's tests do) to decide by that clock instead.
+    (defaults from ``REDISKIT["THROTTLE"]``). ``timer()`` returns the local time, as DRF's does,
+    but decisions use the Redis server's clock (one clock for every app server) unless a subclass
+    or test overrides ``timer`` (as DRF's tests do): then that clock decides.
     """
 
-    timer: Callable[[], float] | None = None
     cache_format = "throttle_%(scope)s_%(ident)s"
     scope: str | None = None
     #: None reads ``DEFAULT_THROTTLE_RATES`` when the throttle is built (DRF reads it at import).
@@ -65,6 +65,21 @@ class SimpleRateThrottle(BaseThrottle):  # type: ignore[misc]
         self.rates = parse_rates(self.rate)
         self.num_requests, self.duration = self.parse_rate(self.rate)
         self.decision: Decision | None = None
+        #: DRF's attributes, read by its ``wait()`` formula when no Redis decision was made.
+        self.history: list[float] = []
+        self.now: float = 0.0
+
+    def timer(self) -> float:
+        """DRF's clock: ``time.time()``. Overriding it makes the limiter decide by its value."""
+        return time.time()
+
+    def decision_time(self) -> float | None:
+        """The ``now`` to decide by: None (the Redis clock) unless ``timer`` was overridden."""
+        timer = self.timer
+        if getattr(timer, "__func__", None) is SimpleRateThrottle.timer:
+            return None
+        self.now = timer()
+        return self.now
 
     def get_cache_key(self, request: Request, view: Any) -> str | None:
         """A string naming who is limited (hashed before it reaches Redis); None: not limited."""
@@ -113,7 +128,7 @@ class SimpleRateThrottle(BaseThrottle):  # type: ignore[misc]
         key = self.get_cache_key(request, view)
         if key is None:
             return True
-        now = self.timer() if self.timer is not None else None
+        now = self.decision_time()
         scope = self.scope or type(self).__name__
         decision = self.limiter.hit(scope, key, cost=self.get_cost(request, view), now=now)
         self.decision = decision
@@ -124,10 +139,21 @@ class SimpleRateThrottle(BaseThrottle):  # type: ignore[misc]
         return decision.allowed
 
     def wait(self) -> float | None:
-        """Seconds until the rejected request would pass; None only when nothing was rejected."""
-        if self.decision is None or self.decision.allowed:
+        """Seconds until the rejected request would pass, exact, from the Redis decision.
+
+        Without a decision (a fresh throttle, as code written for DRF inspects it) this is DRF's
+        own answer from ``history``, ``duration`` and ``num_requests``: a float, or None when
+        the history leaves no request available.
+        """
+        if self.decision is not None:
+            return None if self.decision.allowed else self.decision.retry_after
+        if self.num_requests is None or self.duration is None:
             return None
-        return self.decision.retry_after
+        remaining = self.duration - (self.now - self.history[-1]) if self.history else self.duration
+        available = self.num_requests - len(self.history) + 1
+        if available <= 0:
+            return None
+        return remaining / float(available)
 
 
 class AnonRateThrottle(SimpleRateThrottle):
@@ -161,6 +187,8 @@ class ScopedRateThrottle(SimpleRateThrottle):
         self.rates = ()
         self.num_requests = self.duration = None
         self.decision = None
+        self.history = []
+        self.now = 0.0
 
     def allow_request(self, request: Request, view: Any) -> bool:
         self.scope = getattr(view, self.scope_attr, None)

@@ -58,3 +58,12 @@ def test_bad_registrations_are_configuration_errors() -> None:
     with pytest.raises(ImproperlyConfigured, match="must be a ForeignKey"):
         register(Product, related=["name"])
     assert isinstance(Product._meta.get_field("category"), models.ForeignKey)
+
+
+def test_register_is_exported_from_the_package_top_level() -> None:
+    import django_rediskit
+    from django_rediskit.invalidation.registry import register as real
+
+    assert django_rediskit.register is real
+    with pytest.raises(AttributeError):
+        django_rediskit.no_such_name  # noqa: B018

@@ -13,6 +13,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.core.exceptions import ImproperlyConfigured
 from django.test import Client
+from rest_framework.request import Request
 from rest_framework.test import APIRequestFactory
 
 from django_rediskit.throttling import drf
@@ -84,7 +85,7 @@ def test_wait_is_never_none_while_throttled() -> None:
     factory = APIRequestFactory()
     throttle = urls.ThreePerMinute()
     request = urls.MinuteView().initialize_request(factory.get("/"))
-    assert throttle.wait() is None  # nothing decided yet
+    assert throttle.wait() == 15.0  # nothing decided yet: DRF's answer (60 s / 4)
     results = [throttle.allow_request(request, None) for _ in range(4)]
     assert results == [True, True, True, False]
     assert 59 < throttle.wait() <= 60
@@ -170,3 +171,49 @@ def test_lists_of_rates_are_all_or_nothing(client: Client, settings: Any) -> Non
         "DEFAULT_THROTTLE_RATES": {"x": "2/5s;3/min"},
     }
     assert [client.get("/x/").status_code for _ in range(3)] == [200, 200, 429]
+
+
+# --- DRF's public attributes on a fresh throttle (issue 10) -----------------------------------
+
+
+class ThreePerMinute(drf.UserRateThrottle):
+    rate = "3/min"
+
+
+def test_timer_is_callable_and_the_redis_clock_decides_by_default() -> None:
+    throttle = ThreePerMinute()
+    assert isinstance(throttle.timer(), float)
+    assert throttle.decision_time() is None  # not overridden: Redis TIME decides
+
+
+def test_an_overridden_timer_decides(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ThreePerMinute, "timer", lambda self: 1234.5)
+    assert ThreePerMinute().decision_time() == 1234.5
+
+
+@pytest.mark.parametrize(
+    ("history", "expected"),
+    [([], 30.0), ([100.0], 55.0 / 1), ([100.0, 101.0, 102.0], None)],
+)
+def test_wait_without_a_decision_is_drfs_answer(
+    history: list[float], expected: float | None
+) -> None:
+    throttle = ThreePerMinute()
+    throttle.num_requests, throttle.duration = 1, 60
+    throttle.history, throttle.now = history, 105.0
+    waited = throttle.wait()
+    assert waited == expected
+    if expected is not None:
+        assert isinstance(waited, float)
+
+
+def test_wait_after_a_redis_decision_is_exact_and_never_none_when_rejected() -> None:
+    factory = APIRequestFactory()
+    wrapped = Request(factory.get("/"))
+    throttle = ThreePerMinute()
+    for _ in range(3):
+        assert throttle.allow_request(wrapped, None)
+        assert throttle.wait() is None
+    assert not throttle.allow_request(wrapped, None)
+    waited = throttle.wait()
+    assert isinstance(waited, float) and 0 < waited <= 60
