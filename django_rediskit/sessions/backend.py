@@ -294,7 +294,15 @@ class SessionStore(SessionBase):
             )
         key = self.session_key
         data = self._get_session(no_load=must_create)  # type: ignore[attr-defined]
-        ttl_ms = max(1, int(self.get_expiry_age() * 1000))
+        age = self.get_expiry_age()
+        if age <= 0:
+            # Expiry set in the past (set_expiry(-timedelta(...))): the session is already over,
+            # so the save ends it -- data key and index entry -- instead of writing it.
+            self._delete_key(key)
+            self._envelope = None
+            self._rotated_from = None
+            return None
+        ttl_ms = max(1, int(age * 1000))
         uid = user_token(data.get(SESSION_KEY))
         previous = self._envelope
         now = now_ms()

@@ -280,3 +280,47 @@ async def _async_contract() -> None:
     await clash.adelete()
     assert not await clash.aexists(clash.session_key)
     await SessionStore.aclear_expired()
+
+
+# --- behaviour 2: an expiry in the past ends the session on save ------------------------------
+
+
+def test_save_with_expiry_in_the_past_deletes_the_session(rclient: Any) -> None:
+    store = SessionStore()
+    store["foo"] = "bar"
+    store.save()
+    key = store.session_key
+    assert key is not None
+    store.set_expiry(-timedelta(seconds=10))
+    store.save()
+    assert stored(rclient, key) is None
+    assert not SessionStore().exists(key)
+    assert SessionStore(key).load() == {}
+
+
+def test_save_with_expiry_in_the_past_drops_the_index_entry(rclient: Any) -> None:
+    store = SessionStore()
+    store["_auth_user_id"] = "8"
+    store.save()
+    key = store.session_key
+    assert index_fields(rclient, "8") == [key.encode()]
+    store.set_expiry(-timedelta(seconds=10))
+    store.save()
+    assert stored(rclient, key) is None
+    assert index_fields(rclient, "8") == []
+
+
+def test_asave_with_expiry_in_the_past_deletes_the_session(rclient: Any) -> None:
+    async def scenario() -> str | None:
+        store = SessionStore()
+        await store.aset("foo", "bar")
+        await store.asave()
+        key = store.session_key
+        await store.aset_expiry(-timedelta(seconds=10))
+        await store.asave()
+        assert not await SessionStore().aexists(key)
+        assert await SessionStore(key).aload() == {}
+        return key
+
+    key = asyncio.run(scenario())
+    assert key is not None and stored(rclient, key) is None
