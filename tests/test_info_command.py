@@ -42,6 +42,7 @@ def with_alias(alias: str, location: str, **options: Any) -> override_settings:
     return override_settings(CACHES={**settings.CACHES, alias: cache_conf})
 
 
+@pytest.mark.standalone_only  # compares INFO with one server's own numbers
 def test_reports_every_rediskit_alias_with_live_server_numbers() -> None:
     cache = caches["default"]
     cache.set("present", "value")

@@ -64,8 +64,9 @@ def eviction_warnings(maxmemory: int, policy: str) -> list[str]:
     return found
 
 
-def server_report(client: Any) -> dict[str, Any]:
-    """INFO highlights and DBSIZE. Connection failures propagate: the caller reports them.
+def server_report(client: Any, nodes: list[Any] | None = None) -> dict[str, Any]:
+    """INFO highlights and DBSIZE (summed over ``nodes``, every primary of a cluster, when
+    given). Connection failures propagate: the caller reports them.
 
     A server that refuses INFO or DBSIZE (an ACL without those commands) still answered, so the
     refusal is reported next to whatever else could be read.
@@ -85,7 +86,7 @@ def server_report(client: Any) -> dict[str, Any]:
             int(info.get("maxmemory", 0)), str(info.get("maxmemory_policy", ""))
         )
     try:
-        report["dbsize"] = int(client.dbsize())
+        report["dbsize"] = sum(int(node.dbsize()) for node in nodes or [client])
     except (RedisConnectionError, RedisTimeoutError):
         raise
     except RedisError as exc:
@@ -120,7 +121,8 @@ def alias_report(alias: str) -> dict[str, Any]:
         "error": None,
     }
     try:
-        report["server"] = server_report(backend.client.get_client(write=True))
+        topology = backend.topology
+        report["server"] = server_report(topology.client(write=True), topology.primaries())
     except RedisError as exc:
         report["error"] = f"Redis unreachable at {report['urls'][0]}: {type(exc).__name__}: {exc}"
     return report
