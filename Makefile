@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-cluster test-sentinel test-valkey test-topologies lint typecheck docs bench check tox clean
+.PHONY: demo serve serve-asgi test test-cluster test-sentinel test-valkey test-topologies conformance lint typecheck docs bench check tox clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -14,6 +14,14 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/python example_project/demo.py
+
+# The same site production-like (DEBUG off, 4 processes, one private Redis): gunicorn (WSGI), or
+# uvicorn (ASGI: the async views use the cache's native async methods).
+serve: $(STAMP)
+	$(BIN)/python example_project/demo.py --server gunicorn --workers 4
+
+serve-asgi: $(STAMP)
+	$(BIN)/python example_project/demo.py --server uvicorn --workers 4
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
@@ -32,6 +40,12 @@ test-valkey: $(STAMP)
 	REDIS_SERVER_BIN=valkey $(BIN)/python -m pytest --ignore=tests/topology
 
 test-topologies: test-cluster test-sentinel test-valkey
+
+# Django's and DRF's own test suites against our backend, session engine and throttles, on
+# private servers (conformance/run.py; docs/contributing.md). Downloads and the Django 6 venv are
+# cached in .conformance/ and .venv-conformance-django61/.
+conformance: $(STAMP)
+	$(BIN)/python conformance/run.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -52,4 +66,4 @@ tox: $(STAMP)
 	$(BIN)/tox -e py312-django61
 
 clean:
-	rm -rf $(VENV) .tox site .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .tox site .pytest_cache .mypy_cache .ruff_cache .conformance .venv-conformance-*

@@ -9,16 +9,22 @@ __version__ = "0.1.0"
 if TYPE_CHECKING:
     from redis import Redis
 
-__all__ = ["__version__", "get_redis", "register"]
+__all__ = ["__version__", "get_redis", "register", "unregister"]
+
+#: Names imported on first use: importing the package (as Django does while loading apps) must
+#: not import models or the invalidation machinery.
+_LAZY = {
+    "register": "django_rediskit.invalidation.registry",
+    "unregister": "django_rediskit.invalidation.registry",
+}
 
 
 def __getattr__(name: str) -> Any:
-    """``django_rediskit.register``, imported on first use: importing the package (as Django
-    does while loading apps) must not import models or the invalidation machinery."""
-    if name == "register":
-        from django_rediskit.invalidation.registry import register
+    """``django_rediskit.register`` / ``unregister``, imported on first use (see ``_LAZY``)."""
+    if name in _LAZY:
+        import importlib
 
-        return register
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

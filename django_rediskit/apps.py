@@ -14,6 +14,9 @@ class RedisKitConfig(AppConfig):
         from django_rediskit.throttling import checks as throttling_checks  # noqa: F401
 
         connect_registered()
+        from django_rediskit.metrics import setup as metrics_setup
+
+        metrics_setup.configure()
 
         from django_rediskit.inspector import feature_panels
 
@@ -23,6 +26,9 @@ class RedisKitConfig(AppConfig):
             from django_rediskit.sessions import receivers as sessions_receivers
 
             sessions_receivers.connect()
+            from django_rediskit.throttling import login as login_limits
+
+            login_limits.connect()
             if apps.is_installed("django.contrib.admin"):
                 from django_rediskit.sessions import admin as sessions_admin
 

@@ -16,8 +16,8 @@ from django_rediskit.connection import BACKEND_PATH, uses_rediskit
 @checks.register(checks.Tags.caches)
 def check_cache_options(**kwargs: Any) -> list[checks.CheckMessage]:
     """Unknown options (typos), unusable serializers/compressors, signing without a secret."""
-    from django_rediskit.cache.backend import KNOWN_OPTIONS
     from django_rediskit.cache.clients import build_codec
+    from django_rediskit.cache.options import KNOWN_OPTIONS, CacheOptions
     from django_rediskit.connection import validate_url
 
     messages: list[checks.CheckMessage] = []
@@ -38,6 +38,7 @@ def check_cache_options(**kwargs: Any) -> list[checks.CheckMessage]:
             )
         try:
             build_codec(options)
+            CacheOptions.parse(options)
             validate_url(cache_conf.get("LOCATION", ""))
         except ImproperlyConfigured as exc:
             messages.append(checks.Error(f"CACHES[{alias!r}]: {exc}", id="django_rediskit.E001"))
@@ -89,3 +90,65 @@ def check_feature_alias(**kwargs: Any) -> list[checks.CheckMessage]:
             )
         )
     return messages
+
+
+@checks.register(checks.Tags.models)
+def check_invalidation_managers(
+    app_configs: Any = None, **kwargs: Any
+) -> list[checks.CheckMessage]:
+    """Registered models whose bulk writes would skip invalidation (E201 / E202)."""
+    from django_rediskit.invalidation.checks import check_registered_models
+
+    return check_registered_models(app_configs)
+
+
+@checks.register()
+def check_login_limits(**kwargs: Any) -> list[checks.CheckMessage]:
+    """LOGIN_RATES must parse, and its guard must be installed where it can act."""
+    from django_rediskit.throttling import login
+
+    try:
+        value = conf.get_setting("LOGIN_RATES")
+        fail_open = conf.get_setting("LOGIN_FAIL_OPEN")
+        if value is None:
+            return []
+        login.parse_login_rates(value)
+    except ImproperlyConfigured as exc:
+        return [checks.Error(str(exc), id="django_rediskit.E620")]
+    messages: list[checks.CheckMessage] = []
+    if not isinstance(fail_open, bool):
+        messages.append(
+            checks.Error(
+                'REDISKIT["LOGIN_FAIL_OPEN"] must be True or False.', id="django_rediskit.E621"
+            )
+        )
+    backends = list(getattr(settings, "AUTHENTICATION_BACKENDS", []))
+    if not backends or backends[0] != login.BACKEND_PATH:
+        messages.append(
+            checks.Warning(
+                'REDISKIT["LOGIN_RATES"] is set but login attempts are not checked: the guard '
+                "must be the first authentication backend, so it runs before any password is "
+                "verified.",
+                hint=f"AUTHENTICATION_BACKENDS = [{login.BACKEND_PATH!r}, *the others].",
+                id="django_rediskit.W620",
+            )
+        )
+    if login.MIDDLEWARE_PATH not in getattr(settings, "MIDDLEWARE", []):
+        messages.append(
+            checks.Warning(
+                'REDISKIT["LOGIN_RATES"] is set but LoginRateLimitMiddleware is not in '
+                "MIDDLEWARE: refused logins will look like wrong passwords instead of a 429 "
+                '"too many attempts" answer.',
+                hint=f"Add {login.MIDDLEWARE_PATH!r} to MIDDLEWARE.",
+                id="django_rediskit.W621",
+            )
+        )
+    return messages
+
+
+@checks.register(checks.Tags.caches)
+def check_messaging(**kwargs: Any) -> list[checks.CheckMessage]:
+    """REDISKIT["MESSAGING"]: known keys, importable queue handlers, timeouts that make sense."""
+    from django_rediskit.messaging.checks import messaging_messages
+
+    return messaging_messages()

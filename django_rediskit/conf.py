@@ -21,6 +21,9 @@ NAMESPACES: dict[str, str] = {
     "throttle": "rl",
     "queue": "q",
     "lock": "lk",
+    "metrics": "mx",
+    "channel": "ch",
+    "worker": "wk",
 }
 
 DEFAULTS: dict[str, Any] = {
@@ -46,6 +49,34 @@ DEFAULTS: dict[str, Any] = {
         "EXACT_MAX_LIMIT": 10_000,  # system check: larger exact logs should use gcra/approx
         "MIDDLEWARE_RATE": None,  # e.g. "300/min": RateLimitMiddleware's site-wide limit
     },
+    # Messaging (django_rediskit.messaging): queues, pub/sub, write-behind; see docs/messaging.md.
+    "MESSAGING": {
+        "CACHE_ALIAS": None,  # None: use REDISKIT["CACHE_ALIAS"]
+        # Queues rediskit_worker runs: {"name": "dotted.handler"} or {"name": {"HANDLER": ...,
+        # "VISIBILITY_TIMEOUT": ..., "MAX_DELIVERIES": ...}}; the write-behind queue is added.
+        "QUEUES": {},
+        "GROUP": "workers",  # consumer group of every queue
+        "VISIBILITY_TIMEOUT": 60.0,  # s a delivery may stay unacknowledged before reclaim
+        "HANDLER_DEADLINE": 30.0,  # s a handler promises to finish in (or call extend())
+        "MAX_DELIVERIES": 5,  # deliveries before a message goes to the dead-letter stream
+        "RETRY_BACKOFF": 1.0,  # s before the 2nd delivery of a failed message; doubles each time
+        "BATCH": 10,  # messages per XREADGROUP
+        "BLOCK_MS": 2000,  # how long one XREADGROUP waits for new messages
+        "RECONNECT_BACKOFF": 0.1,  # s after the first failed reconnect; doubles, jittered
+        "RECONNECT_BACKOFF_CAP": 5.0,
+        "TRIM_INTERVAL": 10.0,  # s between two XTRIM MINID of a queue by one consumer
+        "HEARTBEAT_INTERVAL": 5.0,  # s between two heartbeats of a worker
+        "PUBSUB_HEALTH_CHECK_INTERVAL": 1.0,  # s between two PINGs of an idle subscriber
+        "SHARDED_PUBSUB": None,  # None: SPUBLISH/SSUBSCRIBE on a cluster, classic elsewhere
+        "WRITE_BEHIND_QUEUE": "write-behind",
+    },
+    # Login limits (django_rediskit.throttling.login): failed logins per "ip" and/or
+    # "username", e.g. {"ip": "20/min", "username": "5/min;30/h"}; None: off.
+    "LOGIN_RATES": None,
+    "LOGIN_FAIL_OPEN": False,  # Redis down: refuse logins (False, 503) or let them through
+    # Metrics exporters (django_rediskit.metrics); PUBLISH: seconds between two publications
+    # of this process's totals to Redis for `rediskit_info --watch` (None: not published).
+    "METRICS": {"PROMETHEUS": False, "OPENTELEMETRY": False, "PUBLISH": None},
     # The admin key inspector; see django_rediskit.inspector.config.DEFAULTS for the keys.
     "INSPECTOR": {},
     # Session engine + device tracking (django_rediskit.sessions); see docs/sessions.md.

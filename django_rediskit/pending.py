@@ -21,6 +21,7 @@ from django.db import connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 
 from django_rediskit import conf
+from django_rediskit.metrics import events as metrics
 
 logger = logging.getLogger("django_rediskit.invalidation")
 
@@ -62,6 +63,7 @@ def queue(tags: Iterable[str], using: str, keys: Iterable[str] = ()) -> None:
     state = _state(using)
     state.tags.update(tags)
     state.keys.update(keys)
+    metrics.invalidation_queued(tags, keys)
     if not state.is_scheduled(connections[using]):
         state.callback = functools.partial(flush, using)
         transaction.on_commit(state.callback, using=using, robust=True)
@@ -119,12 +121,15 @@ def flush(using: str) -> None:
             backend.delete_many(keys)
     except Exception:
         state.failures += 1
+        metrics.invalidation_flushed(tags, keys, False)
         logger.exception(
             "Cache invalidation after commit failed; entries stay stale until their TTL. "
             "tags=%s keys=%s",
             tags,
             keys,
         )
+    else:
+        metrics.invalidation_flushed(tags, keys, True)
 
 
 def failures(using: str = "default") -> int:

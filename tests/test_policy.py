@@ -172,3 +172,15 @@ def test_an_outage_still_fails_open_for_throttles(make_cache: MakeCache) -> None
             assert decision.allowed and decision.degraded
     finally:
         server.close()
+
+
+def test_close_breakers_closes_every_alias_breaker_at_once() -> None:
+    from django_rediskit.connection.policy import alias_policy, close_breakers, forget_policies
+
+    forget_policies()
+    breaker = alias_policy("closing", {"CIRCUIT_BREAKER": {"FAILURE_THRESHOLD": 1}}).breaker
+    breaker.record_failure()
+    assert breaker.is_open
+    close_breakers()
+    assert not breaker.is_open
+    forget_policies()

@@ -7,19 +7,14 @@ costs nothing measurable next to a round trip.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import logging
 import math
-import random
 import threading
-import time
-import uuid
 import warnings
-from collections.abc import Iterable, Iterator, Mapping
-from typing import Any, Final
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
-from asgiref.sync import sync_to_async
 from django.core.cache.backends.base import (
     DEFAULT_TIMEOUT,
     CacheKeyWarning,
@@ -30,81 +25,40 @@ from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 from django_redis.cache import RedisCache as DjangoRedisCache
 from redis import Redis
-from redis.client import Pipeline
-from redis.exceptions import ResponseError
-from redis.lock import Lock
 
+from django_rediskit.cache import stampede
 from django_rediskit.cache import tags as tagging
-from django_rediskit.cache.base import MISSING, no_items, no_mapping
+from django_rediskit.cache.aio import AsyncTwins
+from django_rediskit.cache.base import MISSING, no_mapping
+from django_rediskit.cache.client import CacheClient
 from django_rediskit.cache.clients import RedisKitClient
-from django_rediskit.cache.codec import EXTENSION, MARKER, TagBlock, UndecodableValue
+from django_rediskit.cache.codec import UndecodableValue
+from django_rediskit.cache.expiry import KeyCommands
+from django_rediskit.cache.keyspace import KeyspaceCommands
+from django_rediskit.cache.local import NOT_HELD, LocalCache
+from django_rediskit.cache.local.registry import local_cache_for
+from django_rediskit.cache.options import parsed_options
+from django_rediskit.cache.sets import SetCommands
+from django_rediskit.cache.sorted_sets import SortedSetCommands
 from django_rediskit.cache.stats import CacheStats
+from django_rediskit.cache.steps import Op, T, run
 from django_rediskit.cache.structures import HashAndListCommands
 from django_rediskit.conf import NAMESPACES
 from django_rediskit.connection.policy import (
-    OUTAGE_ERRORS,
     CircuitBreaker,
     ThrottledLog,
     alias_policy,
     guarded,
-    is_guarded,
 )
 from django_rediskit.connection.topology import Topology, topology_for
-from django_rediskit.lua import run_pipeline, script
 from django_rediskit.patterns import glob_escape
-from django_rediskit.pending import pending_tags
 
 logger = logging.getLogger("django_rediskit.cache")
-
-DEFAULT_SCAN_COUNT = 1000
-DEFAULT_DELETE_BATCH = 500
-DEFAULT_STAMPEDE_LOCK_TIMEOUT = 10.0
 
 #: One stats object per cache scope (alias), shared by the per-thread backend instances Django
 #: creates; the breaker and the outage log are the alias's (``connection.policy``).
 _shared: dict[str, CacheStats] = {}
 _shared_lock = threading.Lock()
-
-KNOWN_OPTIONS: Final = frozenset(
-    {
-        # django-redis's options, honoured with the same meaning
-        "CLIENT_CLASS",
-        "SERIALIZER",
-        "COMPRESSOR",
-        "PICKLE_VERSION",
-        "IGNORE_EXCEPTIONS",
-        "REPLICA_READ_ONLY",
-        "CLOSE_CONNECTION",
-        "CONNECTION_POOL_CLASS",
-        "CONNECTION_POOL_KWARGS",
-        "REDIS_CLIENT_CLASS",
-        "REDIS_CLIENT_KWARGS",
-        "PARSER_CLASS",
-        "PASSWORD",
-        "USERNAME",
-        "SOCKET_TIMEOUT",
-        "SOCKET_CONNECT_TIMEOUT",
-        # ours
-        "COMPRESS_MIN_LENGTH",
-        "COMPRESS_LEVEL",
-        "SIGN_VALUES",
-        "SIGNING_SALT",
-        "MAX_VALUE_SIZE",
-        "SLIDING",
-        "CIRCUIT_BREAKER",
-        "LOG_INTERVAL",
-        "SCAN_COUNT",
-        "DELETE_BATCH_SIZE",
-        "STAMPEDE_LOCK_TIMEOUT",
-        "TAG_TTL",
-        "JITTER",
-        "CLEAR_SESSIONS",
-        # topologies (connection/topology.py)
-        "READ_FROM_REPLICAS",
-        "RETRY",
-        "SENTINEL_KWARGS",
-    }
-)
 
 
 def _failed_keys(arguments: dict[str, Any]) -> list[Any]:
@@ -116,7 +70,15 @@ def _computed_default(arguments: dict[str, Any]) -> Any:
     return default() if callable(default) else default
 
 
-class RedisCache(HashAndListCommands, DjangoRedisCache):  # type: ignore[misc]
+class RedisCache(
+    AsyncTwins,
+    KeyspaceCommands,
+    HashAndListCommands,
+    SetCommands,
+    SortedSetCommands,
+    KeyCommands,
+    DjangoRedisCache,  # type: ignore[misc]
+):
     """The Django cache contract on Redis, plus django-redis's extras and rediskit's own."""
 
     def __init__(self, server: str, params: dict[str, Any]) -> None:
@@ -131,38 +93,15 @@ class RedisCache(HashAndListCommands, DjangoRedisCache):  # type: ignore[misc]
         self._client_cls = client_cls
         # django-redis's own muting would swallow errors before our guard sees them.
         self._ignore_exceptions = False
-        self._mute_outages: bool = bool(options.get("IGNORE_EXCEPTIONS", False))
-        self._close_connection: bool = bool(options.get("CLOSE_CONNECTION", False))
-        self._sliding: bool = bool(options.get("SLIDING", False))
-        self._scan_count = int(options.get("SCAN_COUNT", DEFAULT_SCAN_COUNT))
-        self._delete_batch = int(options.get("DELETE_BATCH_SIZE", DEFAULT_DELETE_BATCH))
-        self._stampede_lock_timeout = float(
-            options.get("STAMPEDE_LOCK_TIMEOUT", DEFAULT_STAMPEDE_LOCK_TIMEOUT)
-        )
-        clear_sessions = options.get("CLEAR_SESSIONS", False)
-        if not isinstance(clear_sessions, bool):
-            raise ImproperlyConfigured(
-                f"CLEAR_SESSIONS must be True or False, not {clear_sessions!r}."
-            )
-        #: Kit namespaces that clear() empties besides the entries (see clear()).
-        self._clear_namespaces: tuple[str, ...] = ("throttle", "tags") + (
-            ("sessions", "users") if clear_sessions else ()
-        )
-        self._tag_ttl_ms = self._tag_ttl_option(options.get("TAG_TTL", tagging.DEFAULT_TAG_TTL))
-        self._jitter = float(options.get("JITTER", 0.0))
-        if not 0.0 <= self._jitter < 1.0:
-            raise ImproperlyConfigured(f"JITTER must be >= 0 and < 1, not {self._jitter!r}.")
+        self.options = parsed_options.get(options)
+        #: What the failure policy (``connection.policy.guarded``) reads on every call.
+        self.mute_outages = self.options.mute_outages
         self.scope = self._scope_for(server, params)
         self._topology: Topology | None = None
-        self._breaker, self._stats, self._log_ignored = self._shared_state(options)
+        self._commands: CacheClient | None = None
+        self.breaker, self.stats, self.outage_log = self._shared_state(options)
 
     # --- construction helpers --------------------------------------------------------------------
-
-    @staticmethod
-    def _tag_ttl_option(seconds: Any) -> int:
-        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds <= 0:
-            raise ImproperlyConfigured(f"TAG_TTL must be a positive number, not {seconds!r}.")
-        return math.ceil(seconds * 1000)
 
     @staticmethod
     def _scope_for(server: str, params: dict[str, Any]) -> str:
@@ -200,28 +139,14 @@ class RedisCache(HashAndListCommands, DjangoRedisCache):  # type: ignore[misc]
         return topology
 
     @property
-    def stats(self) -> CacheStats:
-        """Hit / miss / error counters of this alias in this process."""
-        return self._stats
-
-    @property
-    def breaker(self) -> CircuitBreaker:
-        return self._breaker
-
-    @property
     def scan_count(self) -> int:
         """COUNT of every SCAN this alias sends (``OPTIONS["SCAN_COUNT"]``)."""
-        return self._scan_count
+        return self.options.scan_count
 
     @property
     def delete_batch_size(self) -> int:
         """Keys per UNLINK when deleting scanned keys (``OPTIONS["DELETE_BATCH_SIZE"]``)."""
-        return self._delete_batch
-
-    @property
-    def outage_log(self) -> ThrottledLog:
-        """The alias's rate-limited outage log, shared by every feature on this alias."""
-        return self._log_ignored
+        return self.options.delete_batch_size
 
     @property
     def client(self) -> RedisKitClient:
@@ -285,140 +210,65 @@ class RedisCache(HashAndListCommands, DjangoRedisCache):  # type: ignore[misc]
         except UndecodableValue:
             return MISSING
 
+    # --- the command layer (cache/client.py) ---------------------------------------------------
+
+    @property
+    def commands(self) -> CacheClient:
+        """Every contract command as steps; the facade drives them on the topology."""
+        commands = self._commands
+        if commands is None:
+            commands = self._commands = CacheClient(
+                self.client, self.options, self.tag_key, self.stats, self.local_cache
+            )
+        return commands
+
+    @property
+    def local_cache(self) -> LocalCache | None:
+        """The process's local cache of this alias (``OPTIONS["LOCAL_CACHE"]``), or None.
+
+        It tracks entries of the current version and tag versions (``<prefix>:<version>:`` and
+        ``<prefix>:tv:``), never throttles, sessions or locks; ``KEYS`` globs name cache keys.
+        """
+        arguments = self.options.local_cache
+        if arguments is None:
+            return None
+        entries = self.make_key("", version=self.version)
+        tags = self.feature_key("tags", "")
+        globs = [self.make_pattern(glob) for glob in arguments["keys"]]
+        return local_cache_for(
+            self.scope,
+            self.topology,
+            [entries, tags],
+            {**arguments, "keys": (*globs, glob_escape(tags) + "*")},
+        )
+
+    def _run(self, op: Op[T], client: Any = None) -> T:
+        return run(op, self._topology or self.topology, client)
+
+    def _checked(self, raws: list[Any], known: dict[str, bytes | None]) -> list[Any]:
+        """Decode entries, tagged ones checked against their tags' current versions."""
+        return self._run(self.commands.checked(raws, known))
+
     # --- tags (see cache/tags.py) ----------------------------------------------------------------
 
     def tag_key(self, tag: str) -> str:
         """The version key of ``tag``: ``<prefix>:tv:{<escaped tag>}``."""
         return self.feature_key("tags", "{" + tagging.key_name(tag) + "}")
 
-    def _tag_keys(self, names: Iterable[str]) -> dict[str, str]:
-        return {name: self.tag_key(name) for name in names}
-
-    def _tag_block(self, tags: Any, versions: Mapping[str, bytes] | None) -> TagBlock | None:
-        """The header block for a tagged write; ensures versions (one round trip) if none given."""
-        if tags is None and versions is None:
-            return None  # an untagged write, the hot path
-        names = tagging.normalize_tags(tags)
-        if versions is None:
-            if not names:
-                return None
-            return tagging.ensure(self._write(), self._tag_keys(names), self._tag_ttl_ms).block()
-        if tags is not None and set(names) != set(versions):
-            raise ValueError(
-                f"tags {sorted(names)} and the captured versions {sorted(versions)} differ."
-            )
-        tagging.normalize_tags(list(versions))
-        if any(not isinstance(v, bytes) or not v for v in versions.values()):
-            raise TypeError("versions must map tag names to tokens from tag_versions().")
-        captured = tagging.TagVersions(versions)
-        return captured.block() if captured else None
-
-    def _entry(self, value: Any, timeout: Any, block: TagBlock | None) -> tuple[Any, int | None]:
-        """Encoded bytes and PX for one write: tagged entries never outlive ``TAG_TTL``, and
-        ``JITTER`` shortens finite timeouts by a random share so keys written together do not
-        all expire together."""
-        ms = self.timeout_ms(timeout, value)
-        if block is not None:
-            data: Any = self.client.codec.encode(value, block)
-            if ms is None or ms > self._tag_ttl_ms:
-                ms = self._tag_ttl_ms
-            if pending_tags().intersection(block.names):
-                # This transaction invalidates these tags at COMMIT: storing the value would
-                # leak uncommitted rows to other readers. A zero timeout deletes instead.
-                ms = 0
-        else:
-            data = self.client.encode(value)
-        if self._jitter and ms is not None and ms > 1:
-            ms -= random.randint(0, int(ms * self._jitter))  # noqa: S311 (spread, not secrecy)
-        return data, ms
-
-    def _entry_of(self, raw: Any) -> tuple[Any, TagBlock | None]:
-        """The value stored in ``raw`` (MISSING if absent or untrustworthy) and its tag block."""
-        if raw is None:
-            return MISSING, None
-        if isinstance(raw, (int, str)):  # RESP3 ints, decode_responses clients
-            raw = str(raw).encode()
-        try:
-            return self.client.codec.decode_entry(raw)
-        except UndecodableValue:
-            return MISSING, None
-
-    def _checked(self, raws: list[Any], known: dict[str, bytes | None]) -> list[Any]:
-        """Decode entries; a tagged one is MISSING unless its captured versions are current.
-
-        ``known`` holds versions read in the same round trip as the entries (declared tags);
-        tags an entry names beyond those are fetched in one more round trip for all entries.
-        """
-        entries = [self._entry_of(raw) for raw in raws]
-        if not any(block for _value, block in entries):
-            return [value for value, _block in entries]  # untagged: nothing more to check
-        pending = pending_tags()
-        if pending:
-            # Inside a transaction that will invalidate these tags at COMMIT: the writer must
-            # see its own writes, so entries carrying them are misses until then.
-            entries = [
-                (MISSING, None)
-                if block is not None and pending.intersection(block.names)
-                else (value, block)
-                for value, block in entries
-            ]
-        wanted = {
-            name
-            for value, block in entries
-            if block is not None and value is not MISSING
-            for name in block.names
-            if name not in known
-        }
-        if wanted:
-            keys = self._tag_keys(sorted(wanted))
-            known.update(zip(keys, tagging.mget(self._read(), list(keys.values())), strict=True))
-        return [
-            value if block is None or tagging.is_current(block, known) else MISSING
-            for value, block in entries
-        ]
-
-    def _replace_stale(self, client: Redis, full: str, raw: Any, data: Any, ms: int | None) -> bool:
-        """After a failed NX write: the key may hold an entry that reads as a miss (invalidated
-        tags, undecodable); add() must then succeed, as it would had the entry been deleted."""
-        if self._checked([raw], {})[0] is not MISSING:
-            return False
-        replace = script("tags_replace_stale")
-        return bool(replace(keys=[full], args=[raw, data, ms or 0], client=client))
-
     @guarded()
     def tag_versions(self, *tags: str) -> tagging.TagVersions | None:
         """Capture the current version of each tag (creating missing ones) before computing a
         value; store it with ``set(key, value, versions=captured)``. If a tag is invalidated in
         between, the stored entry is a miss for every later read. One round trip."""
-        names = tagging.normalize_tags(tags)
-        return tagging.ensure(self._write(), self._tag_keys(names), self._tag_ttl_ms)
+        return self._run(self.commands.tag_versions(tags))
 
     @guarded(miss=0)
     def invalidate_tags(self, *tags: str) -> int:
         """Make every entry carrying any of ``tags`` a miss: one pipeline of UNLINKs, O(tags),
-        whatever the number of entries. Returns how many version keys existed.
+        whatever the number of entries. Returns how many version keys existed."""
+        return self._run(self.commands.invalidate_tags(tags))
 
-        Outages are retried briefly (3 tries within ~100 ms); a final failure is logged with
-        the tags, because a lost invalidation is stale data until the entries' TTL.
-        """
-        keys = list(self._tag_keys(tagging.normalize_tags(tags)).values())
-        for attempt in range(3):
-            try:
-                return tagging.invalidate(self._write(), keys)
-            except OUTAGE_ERRORS:
-                if attempt == 2:
-                    logger.error("Tag invalidation failed; stale until TTL: %s", sorted(tags))
-                    raise
-                time.sleep(0.02 * (attempt + 1))
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    async def atag_versions(self, *tags: str) -> tagging.TagVersions | None:
-        return await sync_to_async(self.tag_versions, thread_sensitive=False)(*tags)
-
-    async def ainvalidate_tags(self, *tags: str) -> int:
-        return await sync_to_async(self.invalidate_tags, thread_sensitive=False)(*tags)
-
-    # --- the Django contract ---------------------------------------------------------------------
+    # --- the Django contract: make the key and the timeout, count, delegate ----------------------
 
     @guarded(miss=False)
     def add(
@@ -432,18 +282,8 @@ class RedisCache(HashAndListCommands, DjangoRedisCache):  # type: ignore[misc]
         versions: Mapping[str, bytes] | None = None,
     ) -> bool:
         full = self.make_and_validate_key(key, version)
-        data, ms = self._entry(value, timeout, self._tag_block(tags, versions))
-        client = client or self._write()
-        if ms is not None and ms <= 0:
-            return not client.exists(full)
-        try:
-            # NX GET (Redis 7) answers "was there a value, and which" in the same round trip.
-            previous = client.set(full, data, nx=True, get=True, px=ms)
-        except ResponseError as exc:
-            if "WRONGTYPE" in str(exc):  # a hash or list lives there: it exists
-                return False
-            raise
-        return previous is None or self._replace_stale(client, full, previous, data, ms)
+        ms = self.timeout_ms(timeout, value)
+        return self._run(self.commands.add(full, value, ms, tags, versions), client)
 
     @guarded(miss=lambda arguments: arguments["default"])
     def get(
@@ -462,41 +302,25 @@ class RedisCache(HashAndListCommands, DjangoRedisCache):  # type: ignore[misc]
         in the same round trip; without it a tagged entry costs one more round trip.
         """
         full = self.make_and_validate_key(key, version)
-        if not tags and refresh_ttl is None and not self._sliding:
-            # The common case: one GET, and tag checks only if the entry turns out tagged.
-            raw = (client or self._read()).get(full)
-            value, block = self._entry_of(raw)
-            if block is not None:
-                value = self._checked([raw], {})[0]
-            if value is MISSING:
-                self._stats.misses += 1
-                return default
-            self._stats.hits += 1
-            return value
-        declared = self._tag_keys(tagging.normalize_tags(tags)) if tags else {}
-        current: list[Any] = []
-        if refresh_ttl is None and not self._sliding:
-            reader = client or self._read()
-            if declared:
-                raw, *current = tagging.mget(reader, [full, *declared.values()])
-            else:
-                raw = reader.get(full)
-        else:
-            ms = self.timeout_ms(refresh_ttl if refresh_ttl is not None else DEFAULT_TIMEOUT)
-            pipe = (client or self._write()).pipeline(transaction=False)
-            if ms is None:
-                pipe.getex(full, persist=True)
-            else:
-                pipe.getex(full, px=ms)
-            for tag_key in declared.values():
-                pipe.get(tag_key)
-            raw, *current = pipe.execute()
-        value = self._checked([raw], dict(zip(declared, current, strict=True)))[0]
-        if value is MISSING:
-            self._stats.misses += 1
-            return default
-        self._stats.hits += 1
-        return value
+        commands = self._commands or self.commands
+        refresh = (
+            False
+            if refresh_ttl is None and not self.options.sliding
+            else self._refresh_ms(refresh_ttl)
+        )
+        if self.options.local_cache is not None and not tags and refresh is False:
+            held = commands.held(full)
+            if held is not NOT_HELD:
+                return default if held is MISSING else held
+        op = commands.get(full, tags, refresh)
+        value = run(op, self._topology or self.topology, client)
+        return default if value is MISSING else value
+
+    def _refresh_ms(self, refresh_ttl: Any) -> int | bool | None:
+        """GETEX's new timeout for a read (``refresh_ttl`` or ``SLIDING``); False: no refresh."""
+        if refresh_ttl is None and not self.options.sliding:
+            return False
+        return self.timeout_ms(DEFAULT_TIMEOUT if refresh_ttl is None else refresh_ttl)
 
     @guarded(miss=False)
     def set(
@@ -518,26 +342,13 @@ class RedisCache(HashAndListCommands, DjangoRedisCache):  # type: ignore[misc]
         during the computation is not lost (a blind tagged set reads versions now).
         """
         full = self.make_and_validate_key(key, version)
-        data, ms = self._entry(value, timeout, self._tag_block(tags, versions))
-        target = client if client is not None else self._write()
-        if ms is not None and ms <= 0:
-            if nx:
-                return not target.exists(full)
-            return bool(target.unlink(full))
-        return bool(target.set(full, data, px=ms, nx=nx, xx=xx))
+        ms = self.timeout_ms(timeout, value)
+        return self._run(self.commands.set(full, value, ms, nx, xx, tags, versions), client)
 
     @guarded(miss=False)
     def touch(self, key: Any, timeout: Any = DEFAULT_TIMEOUT, version: int | None = None) -> bool:
         full = self.make_and_validate_key(key, version)
-        ms = self.timeout_ms(timeout)
-        client = self._write()
-        if ms is None:
-            # PERSIST answers 0 for a key that exists without a TTL: ask EXISTS in the same trip.
-            pipe = client.pipeline(transaction=False)
-            pipe.persist(full)
-            pipe.exists(full)
-            return bool(pipe.execute()[1])
-        return bool(client.pexpire(full, max(ms, 0)))
+        return self._run(self.commands.touch(full, self.timeout_ms(timeout)))
 
     @guarded(miss=False)
     def delete(
@@ -551,7 +362,7 @@ class RedisCache(HashAndListCommands, DjangoRedisCache):  # type: ignore[misc]
             full = self.client.make_key(key, version=version, prefix=prefix)
         else:
             full = self.make_and_validate_key(key, version)
-        return bool((client or self._write()).unlink(full))
+        return self._run(self.commands.delete(full), client)
 
     @guarded(miss=no_mapping)
     def get_many(
@@ -561,20 +372,22 @@ class RedisCache(HashAndListCommands, DjangoRedisCache):  # type: ignore[misc]
         client: Redis | None = None,
         tags: Iterable[str] | None = None,
     ) -> dict[Any, Any]:
-        by_full = {self.make_and_validate_key(key, version): key for key in keys}
+        by_full = self._by_full_key(keys, version)
         if not by_full:
             return {}
-        found: dict[Any, Any] = {}
-        declared = self._tag_keys(tagging.normalize_tags(tags)) if tags else {}
-        wanted = [*by_full, *declared.values()]
-        raws = tagging.mget(client, wanted) if client else self.topology.mget(wanted)
-        known = dict(zip(declared, raws[len(by_full) :], strict=True))
-        for full, value in zip(by_full, self._checked(raws[: len(by_full)], known), strict=True):
-            if value is not MISSING:
-                found[by_full[full]] = value
-        self._stats.hits += len(found)
-        self._stats.misses += len(by_full) - len(found)
-        return found
+        return self._found(by_full, self._run(self.commands.get_many(list(by_full), tags), client))
+
+    def _by_full_key(self, keys: Iterable[Any], version: int | None) -> dict[str, Any]:
+        return {self.make_and_validate_key(key, version): key for key in keys}
+
+    @staticmethod
+    def _found(by_full: dict[str, Any], values: list[Any]) -> dict[Any, Any]:
+        """``get_many``'s answer: the caller's keys of the values found."""
+        return {
+            by_full[full]: value
+            for full, value in zip(by_full, values, strict=True)
+            if value is not MISSING
+        }
 
     @guarded(miss=_failed_keys)
     def set_many(
@@ -590,51 +403,32 @@ class RedisCache(HashAndListCommands, DjangoRedisCache):  # type: ignore[misc]
 
         ``tags``/``versions`` apply to every entry, as in :meth:`set`.
         """
-        block = self._tag_block(tags, versions) if data else None
-        # Encode everything first: a value that cannot be serialized writes nothing at all.
-        items = [
-            (self.make_and_validate_key(key, version), *self._entry(value, timeout, block))
+        self._run(
+            self.commands.set_many(self._items(data, timeout, version), tags, versions), client
+        )
+        return []
+
+    def _items(
+        self, data: Mapping[Any, Any], timeout: Any, version: int | None
+    ) -> list[tuple[str, Any, int | None]]:
+        """(full key, value, ms) of each pair to write; every key is checked before any I/O."""
+        return [
+            (self.make_and_validate_key(key, version), value, self.timeout_ms(timeout, value))
             for key, value in data.items()
         ]
-        if not items:
-            return []
-        pipe = (client or self._write()).pipeline(transaction=False)
-        for full, encoded, ms in items:
-            if ms is not None and ms <= 0:
-                pipe.unlink(full)
-            else:
-                pipe.set(full, encoded, px=ms)
-        pipe.execute()
-        return []
 
     @guarded()
     def delete_many(
         self, keys: Iterable[Any], version: int | None = None, client: Redis | None = None
     ) -> None:
         fulls = [self.make_and_validate_key(key, version) for key in keys]
-        if fulls:
-            if client is not None:
-                client.unlink(*fulls)
-            else:
-                self.topology.unlink(fulls)
+        self._run(self.commands.delete_many(fulls), client)
 
     @guarded(miss=False)
     def has_key(self, key: Any, version: int | None = None, client: Redis | None = None) -> bool:
         """Whether ``get`` would find the key: one round trip, two for a tagged entry (whose
         tags may have been invalidated while the key still exists)."""
-        full = self.make_and_validate_key(key, version)
-        client = client or self._read()
-        try:
-            head = client.getrange(full, 0, 0)
-        except ResponseError as exc:
-            if "WRONGTYPE" in str(exc):  # a hash or list: it exists
-                return True
-            raise
-        if isinstance(head, str):  # decode_responses clients
-            head = head.encode()
-        if not head or not head[0] & MARKER or not head[0] & EXTENSION:
-            return bool(head)
-        return self._checked([client.get(full)], {})[0] is not MISSING
+        return self._run(self.commands.has_key(self.make_and_validate_key(key, version)), client)
 
     @guarded()
     def incr(
@@ -651,10 +445,18 @@ class RedisCache(HashAndListCommands, DjangoRedisCache):  # type: ignore[misc]
         TypeError for a value Redis cannot increment (not an integer, or past 64 bits).
         """
         full = self.make_and_validate_key(key, version)
+        self._check_delta(delta)
+        result = self._run(self.commands.incr(full, delta, ignore_key_check), client)
+        return self._incremented(key, result)
+
+    @staticmethod
+    def _check_delta(delta: Any) -> None:
         if isinstance(delta, bool) or not isinstance(delta, int):
             raise TypeError(f"incr() delta must be an int, not {delta!r}")
-        target = client if client is not None else self._write()
-        result = script("incr")(keys=[full], args=[delta, int(ignore_key_check)], client=target)
+
+    @staticmethod
+    def _incremented(key: Any, result: int | bytes) -> int:
+        """The new value, or Django's errors for a missing key / a value Redis cannot add to."""
         if result == b"missing":
             raise ValueError(f"Key {key!r} not found")
         if result == b"notint":
@@ -682,22 +484,16 @@ class RedisCache(HashAndListCommands, DjangoRedisCache):  # type: ignore[misc]
         Two round trips (read value and PTTL, then write and unlink), never a cross-slot script,
         so it works unchanged on Redis Cluster. The stored bytes are copied, not re-encoded.
         """
-        if version is None:
-            version = self.version
-        old = self.make_and_validate_key(key, version)
-        new = self.make_and_validate_key(key, version + delta)
-        client = self._write()
-        pipe = client.pipeline(transaction=False)
-        pipe.get(old)
-        pipe.pttl(old)
-        raw, pttl = pipe.execute()
-        if raw is None:
+        old, new, moved_to = self._version_keys(key, delta, version)
+        if not self._run(self.commands.move(old, new)):
             raise ValueError(f"Key {key!r} not found")
-        pipe = client.pipeline(transaction=False)
-        pipe.set(new, raw, px=pttl if pttl > 0 else None)
-        pipe.unlink(old)
-        pipe.execute()
-        return version + delta
+        return moved_to
+
+    def _version_keys(self, key: Any, delta: int, version: int | None) -> tuple[str, str, int]:
+        """The entry's key now, its key after the version change, and the new version."""
+        version = self.version if version is None else version
+        old = self.make_and_validate_key(key, version)
+        return old, self.make_and_validate_key(key, version + delta), version + delta
 
     @guarded()
     def decr_version(self, key: Any, delta: int = 1, version: int | None = None) -> int:
@@ -714,118 +510,53 @@ class RedisCache(HashAndListCommands, DjangoRedisCache):  # type: ignore[misc]
     ) -> Any:
         """Stampede-safe: for a callable ``default`` only one caller per key computes it.
 
-        Others poll briefly for the value; if the computer dies, the lock's TTL
-        (``STAMPEDE_LOCK_TIMEOUT``) frees the key and a waiter takes over. A waiter that has
-        waited a whole lock timeout computes the value itself rather than fail. With ``tags``,
-        their versions are captured before ``default()`` runs (no stale re-cache).
+        Others poll briefly for the value (see :mod:`~django_rediskit.cache.stampede`). With
+        ``tags``, their versions are captured before ``default()`` runs (no stale re-cache).
         """
-        tags = tagging.normalize_tags(tags)
-        value = self.get(key, MISSING, version, tags=tags)
-        if value is not MISSING:
-            return value
-        if not callable(default):
-            self.add(key, default, timeout, version, tags=tags)
-            return self.get(key, default, version, tags=tags)
-        full = self.make_and_validate_key(key, version)
-        lock_key = self.feature_key("lock", full)
-        token = uuid.uuid4().hex.encode()
-        deadline = time.monotonic() + self._stampede_lock_timeout
-        pause = 0.002
-        while True:
-            acquired, value = self._lock_or_read(full, lock_key, token, tags)
-            if value is not MISSING:
-                if acquired:  # someone stored it between our miss and now
-                    script("lock_release")(keys=[lock_key], args=[token], client=self._write())
-                return value
-            if acquired:
-                try:
-                    return self._compute_and_store(
-                        key, default, timeout, version, tags, release=(lock_key, token)
-                    )
-                except BaseException:
-                    # The producer's error is what the caller must see; if Redis is gone too,
-                    # the lock simply expires after STAMPEDE_LOCK_TIMEOUT.
-                    with contextlib.suppress(*OUTAGE_ERRORS):
-                        script("lock_release")(keys=[lock_key], args=[token], client=self._write())
-                    raise
-            time.sleep(pause)
-            pause = min(pause * 2, 0.05)
-            value = self.get(key, MISSING, version, tags=tags)
-            if value is not MISSING:
-                return value
-            if time.monotonic() > deadline:
-                return self._compute_and_store(key, default, timeout, version, tags, nx=True)
+        return self._run(self._stampede(key, default, timeout, version, tags))
 
-    def _lock_or_read(
-        self, full: str, lock_key: str, token: bytes, tags: tuple[str, ...]
-    ) -> tuple[bool, Any]:
-        """One round trip: try to take the stampede lock and read the entry again, so a value
-        stored since our miss is found without a second trip."""
-        declared = self._tag_keys(tags) if tags else {}
-        pipe = self._write().pipeline(transaction=False)
-        pipe.set(lock_key, token, nx=True, px=max(1, int(self._stampede_lock_timeout * 1000)))
-        pipe.get(full)
-        for tag_key in declared.values():
-            pipe.get(tag_key)
-        acquired, raw, *current = pipe.execute()
-        return bool(acquired), self._checked([raw], dict(zip(declared, current, strict=True)))[0]
-
-    def _compute_and_store(
+    @guarded(miss=lambda arguments: arguments["default"]())
+    def compute_and_store(
         self,
         key: Any,
-        default: Any,
-        timeout: Any,
-        version: int | None,
-        tags: tuple[str, ...],
-        nx: bool = False,
-        release: tuple[str, bytes] | None = None,
+        default: Callable[[], Any],
+        timeout: Any = DEFAULT_TIMEOUT,
+        version: int | None = None,
+        tags: Iterable[str] | None = None,
     ) -> Any:
-        """Run ``default()`` and store its result with tag versions captured *before* it ran;
-        if they cannot be captured (Redis down, muted) the result is returned but not stored.
+        """Compute ``default()`` now and store it, tag versions captured before it ran (what
+        ``@cached``'s refresh does). Returns the value, stored or not (muted outage)."""
+        return self._run(self._refresh(key, default, timeout, version, tags))
 
-        ``release`` (lock key, token): the stampede lock is released in the same round trip as
-        the write.
-        """
-        captured = self.tag_versions(*tags) if tags else None
-        value = default()
-        if tags and captured is None:
-            return value
-        if release is not None:
-            self._store_and_release(key, value, timeout, version, tags, captured, release)
-            return value
-        store = self.add if nx else self.set
-        store(key, value, timeout, version, tags=tags or None, versions=captured)
-        return value
-
-    @guarded()
-    def _store_and_release(
-        self,
-        key: Any,
-        value: Any,
-        timeout: Any,
-        version: int | None,
-        tags: tuple[str, ...],
-        captured: tagging.TagVersions | None,
-        release: tuple[str, bytes],
-    ) -> None:
-        lock_key, token = release
-
-        def build(pipe: Pipeline) -> None:
-            self.set(
-                key, value, timeout, version, client=pipe, tags=tags or None, versions=captured
-            )
-            script("lock_release").queue(pipe, [lock_key], [token])
-
-        run_pipeline(self._write(), build)
-
-    def stampede_lock(self, key: Any, version: int | None = None) -> Lock:
+    def _stampede(
+        self, key: Any, default: Any, timeout: Any, version: int | None, tags: Any
+    ) -> Op[Any]:
+        """The ``get_or_set`` command for these arguments (sync and async drive the same)."""
         full = self.make_and_validate_key(key, version)
-        lock: Lock = self._write().lock(
-            self.feature_key("lock", full),
-            timeout=self._stampede_lock_timeout,
-            thread_local=False,
+        return stampede.get_or_set(
+            self.commands,
+            full,
+            stampede.lock_key(self, full),
+            default,
+            lambda value: self.timeout_ms(timeout, value),
+            tagging.normalize_tags(tags),
         )
-        return lock
+
+    def _refresh(
+        self, key: Any, default: Callable[[], Any], timeout: Any, version: int | None, tags: Any
+    ) -> Op[Any]:
+        """The ``compute_and_store`` command for these arguments."""
+        return stampede.compute_and_store(
+            self.commands,
+            self.make_and_validate_key(key, version),
+            default,
+            lambda value: self.timeout_ms(timeout, value),
+            tagging.normalize_tags(tags),
+        )
+
+    def stampede_lock(self, key: Any, version: int | None = None) -> stampede.StampedeLock:
+        """The entry's stampede lock, the one ``get_or_set`` takes (try it, never wait)."""
+        return stampede.StampedeLock(self, self.make_and_validate_key(key, version))
 
     @guarded()
     def clear(self) -> None:
@@ -837,9 +568,20 @@ class RedisCache(HashAndListCommands, DjangoRedisCache):  # type: ignore[misc]
         index go only with ``OPTIONS["CLEAR_SESSIONS"] = True`` (a cache flush should not log
         everyone out); queues and locks are never touched.
         """
-        self._unlink_matching(self.key_func("*", glob_escape(self.key_prefix), "[0-9-]*"))
-        for namespace in self._clear_namespaces:
-            self._unlink_matching(glob_escape(self.feature_key(namespace, "")) + "*")
+        for pattern in self._clear_patterns():
+            self._unlink_matching(pattern)
+
+    def _clear_patterns(self) -> list[str]:
+        """The globs ``clear()`` deletes: entries ``<prefix>:<version>:*``, then each namespace
+        it empties (one SCAN each: a pattern of alternatives would be one SCAN, but Redis
+        globs cannot say "``tv`` or ``rl``" without also matching other namespaces)."""
+        return [
+            self.key_func("*", glob_escape(self.key_prefix), "[0-9-]*"),
+            *(
+                glob_escape(self.feature_key(namespace, "")) + "*"
+                for namespace in self.options.clear_namespaces
+            ),
+        ]
 
     def close(self, **kwargs: Any) -> None:
         """Pools live for the process; disconnect only with ``CLOSE_CONNECTION`` (django-redis).
@@ -847,191 +589,5 @@ class RedisCache(HashAndListCommands, DjangoRedisCache):  # type: ignore[misc]
         Not under the failure policy: Django calls it at the end of every request, it sends
         nothing to Redis, and an open circuit breaker must not turn that into an error.
         """
-        if self._close_connection and self._client is not None:
+        if self.options.close_connection and self._client is not None:
             self.client.close()
-
-    # --- django-redis extras, mended -------------------------------------------------------------
-
-    def make_pattern(
-        self, pattern: str, version: int | None = None, prefix: str | None = None
-    ) -> str:
-        """Full-key glob for a user pattern; prefix and version are escaped, the pattern is not."""
-        pattern_key: str = self.key_func(
-            pattern,
-            glob_escape(self.key_prefix if prefix is None else prefix),
-            glob_escape(str(self.version if version is None else version)),
-        )
-        return pattern_key
-
-    @guarded(miss=0)
-    def delete_pattern(
-        self,
-        pattern: str,
-        version: int | None = None,
-        prefix: str | None = None,
-        client: Redis | None = None,
-        itersize: int | None = None,
-    ) -> int:
-        """Delete matching entries with SCAN + bounded UNLINK batches; returns how many went."""
-        pattern = self.make_pattern(pattern, version, prefix)
-        return self._unlink_matching(pattern, itersize, client)
-
-    def _unlink_matching(
-        self, pattern: str, itersize: int | None = None, client: Redis | None = None
-    ) -> int:
-        count = itersize or self._scan_count
-        if client is not None:
-            scan = client.scan_iter(match=pattern, count=count)
-            unlink: Any = lambda keys: client.unlink(*keys)  # noqa: E731
-        else:
-            scan = self.topology.scan_iter(pattern, count, write=True)
-            unlink = self.topology.unlink
-        deleted = 0
-        batch: list[bytes] = []
-        for full in scan:
-            batch.append(full)
-            if len(batch) >= self._delete_batch:
-                deleted += unlink(batch)
-                batch.clear()
-        if batch:
-            deleted += unlink(batch)
-        return deleted
-
-    @guarded()
-    def iter_keys(
-        self,
-        search: str,
-        itersize: int | None = None,
-        client: Redis | None = None,
-        version: int | None = None,
-    ) -> Iterator[str]:
-        """Yield the cache keys matching ``search`` (SCAN, never KEYS), without prefix/version."""
-        pattern = self.make_pattern(search, version)
-        count = itersize or self._scan_count
-        scan = (
-            client.scan_iter(match=pattern, count=count)
-            if client is not None
-            else self.topology.scan_iter(pattern, count)
-        )
-        for full in scan:
-            yield self.client.reverse_key(full.decode() if isinstance(full, bytes) else full)
-
-    @guarded(miss=no_items)
-    def keys(
-        self, search: str, version: int | None = None, client: Redis | None = None
-    ) -> list[str]:
-        """Every matching key, gathered with SCAN: safe on a big database, O(matches) memory."""
-        return list(self.iter_keys(search, client=client, version=version))
-
-    @guarded(miss=0)
-    def ttl(self, key: Any, version: int | None = None, client: Redis | None = None) -> int | None:
-        """Seconds left (rounded up): None if persistent, 0 if missing. One round trip."""
-        pttl = self.pttl(key, version, client)
-        return pttl if not pttl else math.ceil(pttl / 1000)
-
-    @guarded(miss=0)
-    def pttl(self, key: Any, version: int | None = None, client: Redis | None = None) -> int | None:
-        """Milliseconds left: None if persistent, 0 if missing. One round trip."""
-        result = int((client or self._read()).pttl(self.make_and_validate_key(key, version)))
-        if result == -1:
-            return None
-        return max(result, 0)
-
-    # --- async twins (Django 5.2's defaults loop per key; these reuse the bulk commands) ---------
-
-    async def aadd(
-        self, key: Any, value: Any, timeout: Any = DEFAULT_TIMEOUT, version: int | None = None
-    ) -> bool:
-        return await sync_to_async(self.add, thread_sensitive=False)(key, value, timeout, version)
-
-    async def aget(
-        self,
-        key: Any,
-        default: Any = None,
-        version: int | None = None,
-        *,
-        tags: Iterable[str] | None = None,
-    ) -> Any:
-        return await sync_to_async(self.get, thread_sensitive=False)(
-            key, default, version, tags=tags
-        )
-
-    async def aset(
-        self,
-        key: Any,
-        value: Any,
-        timeout: Any = DEFAULT_TIMEOUT,
-        version: int | None = None,
-        *,
-        tags: Iterable[str] | None = None,
-        versions: Mapping[str, bytes] | None = None,
-    ) -> bool:
-        return await sync_to_async(self.set, thread_sensitive=False)(
-            key, value, timeout, version, tags=tags, versions=versions
-        )
-
-    async def atouch(
-        self, key: Any, timeout: Any = DEFAULT_TIMEOUT, version: int | None = None
-    ) -> bool:
-        return await sync_to_async(self.touch, thread_sensitive=False)(key, timeout, version)
-
-    async def adelete(self, key: Any, version: int | None = None) -> bool:
-        return await sync_to_async(self.delete, thread_sensitive=False)(key, version)
-
-    async def aget_many(self, keys: Iterable[Any], version: int | None = None) -> dict[Any, Any]:
-        return await sync_to_async(self.get_many, thread_sensitive=False)(keys, version)
-
-    async def aset_many(
-        self, data: Mapping[Any, Any], timeout: Any = DEFAULT_TIMEOUT, version: int | None = None
-    ) -> list[Any]:
-        return await sync_to_async(self.set_many, thread_sensitive=False)(data, timeout, version)
-
-    async def adelete_many(self, keys: Iterable[Any], version: int | None = None) -> None:
-        await sync_to_async(self.delete_many, thread_sensitive=False)(keys, version)
-
-    async def ahas_key(self, key: Any, version: int | None = None) -> bool:
-        return await sync_to_async(self.has_key, thread_sensitive=False)(key, version)
-
-    async def aincr(self, key: Any, delta: int = 1, version: int | None = None) -> int:
-        return await sync_to_async(self.incr, thread_sensitive=False)(key, delta, version)
-
-    async def adecr(self, key: Any, delta: int = 1, version: int | None = None) -> int:
-        return await sync_to_async(self.decr, thread_sensitive=False)(key, delta, version)
-
-    async def aincr_version(self, key: Any, delta: int = 1, version: int | None = None) -> int:
-        return await sync_to_async(self.incr_version, thread_sensitive=False)(key, delta, version)
-
-    async def adecr_version(self, key: Any, delta: int = 1, version: int | None = None) -> int:
-        return await sync_to_async(self.decr_version, thread_sensitive=False)(key, delta, version)
-
-    async def aget_or_set(
-        self,
-        key: Any,
-        default: Any,
-        timeout: Any = DEFAULT_TIMEOUT,
-        version: int | None = None,
-        *,
-        tags: Iterable[str] | None = None,
-    ) -> Any:
-        return await sync_to_async(self.get_or_set, thread_sensitive=False)(
-            key, default, timeout, version, tags=tags
-        )
-
-    async def aclear(self) -> None:
-        await sync_to_async(self.clear, thread_sensitive=False)()
-
-    async def aclose(self, **kwargs: Any) -> None:
-        await sync_to_async(self.close, thread_sensitive=False)()
-
-
-def _guard_inherited() -> None:
-    """Put every django-redis method we do not redefine (sets, sorted sets, hset, lock,
-    expire...) under the same exception policy, so no public method escapes it."""
-    for name, attr in vars(DjangoRedisCache).items():
-        if name.startswith("_") or name in RedisCache.__dict__:
-            continue
-        if callable(attr) and not is_guarded(attr) and not isinstance(attr, type):
-            setattr(RedisCache, name, guarded()(attr))
-
-
-_guard_inherited()

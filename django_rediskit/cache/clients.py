@@ -15,6 +15,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django_redis.client import DefaultClient
 
 from django_rediskit.cache import codec as codecs
+from django_rediskit.cache.options import OptionsMemo
 from django_rediskit.connection import ConnectionFactory
 
 if TYPE_CHECKING:
@@ -43,6 +44,10 @@ def build_codec(options: dict[str, Any]) -> codecs.Codec:
     )
 
 
+#: One codec per OPTIONS dict and secrets (a codec is immutable; keying its signer is not free).
+_codecs: OptionsMemo[codecs.Codec] = OptionsMemo(build_codec)
+
+
 class RedisKitClient(DefaultClient):  # type: ignore[misc]
     """Standalone Redis (one primary, optional read replicas)."""
 
@@ -58,7 +63,9 @@ class RedisKitClient(DefaultClient):  # type: ignore[misc]
         self.reverse_key = get_key_func(params.get("REVERSE_KEY_FUNCTION") or backend.reverse_key)
         self._clients: list[Redis | None] = [None] * len(self._server)
         self._replica_read_only = self._options.get("REPLICA_READ_ONLY", True)
-        self.codec = build_codec(self._options)
+        self.codec = _codecs.get(
+            self._options, settings.SECRET_KEY, tuple(getattr(settings, "SECRET_KEY_FALLBACKS", ()))
+        )
         self._serializer = self.codec.serializer
         self._compressor = self.codec.compressor
         self.connection_factory = ConnectionFactory(self._options, scope=backend.scope)

@@ -445,8 +445,13 @@ class Codec:
             raise UndecodableValue("tagged value read without checking its tags")
         return value
 
-    def decode_entry(self, data: bytes) -> tuple[Any, TagBlock | None]:
-        """The stored value and its tag block (None when untagged), authenticated."""
+    def decode_entry(self, data: bytes, *, verified: bool = False) -> tuple[Any, TagBlock | None]:
+        """The stored value and its tag block (None when untagged), authenticated.
+
+        ``verified``: these exact bytes were authenticated before and kept in process memory
+        since (the local cache keeps only values that passed), so the signature is not checked
+        again; everything else (format, unsigned pickle refused) is.
+        """
         if not data:
             raise UndecodableValue("empty value")
         header = data[0]
@@ -461,10 +466,12 @@ class Codec:
         view = memoryview(data)
         if header & SIGNED:
             payload = view[1 + SIGNATURE_SIZE :]
-            if (
-                len(data) <= SIGNATURE_SIZE
-                or self.signer is None
-                or not self.signer.verify(view[1 : 1 + SIGNATURE_SIZE], data[:1], payload)
+            if len(data) <= SIGNATURE_SIZE or (
+                not verified
+                and (
+                    self.signer is None
+                    or not self.signer.verify(view[1 : 1 + SIGNATURE_SIZE], data[:1], payload)
+                )
             ):
                 security_logger.warning(
                     "Cache value failed signature verification; treated as a miss."

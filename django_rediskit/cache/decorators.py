@@ -192,7 +192,7 @@ class CachedFunction(Generic[P, R]):
         backend = backend_for(self.cache)
         key = self.key_for(*args, **kwargs)
         tags = normalize_tags(self.tags_for(*args, **kwargs))
-        stored = backend._compute_and_store(
+        stored = backend.compute_and_store(
             key,
             lambda: self._compute(*args, **kwargs),
             lambda value: self._timeout(backend, value),
@@ -249,7 +249,7 @@ class CachedFunction(Generic[P, R]):
         if not lock.acquire(blocking=False):
             return cast(R, found[1])
         try:
-            stored = backend._compute_and_store(
+            stored = backend.compute_and_store(
                 key,
                 lambda: self._compute(*args, **kw),
                 lambda value: self._timeout(backend, value),

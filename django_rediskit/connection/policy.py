@@ -22,13 +22,14 @@ calls fail in microseconds without touching the network.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import functools
 import inspect
 import logging
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
@@ -36,6 +37,8 @@ from django_redis.exceptions import ConnectionInterrupted
 from redis.exceptions import AuthenticationError, ReadOnlyError, RedisError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from django_rediskit.metrics import events as _metrics
 
 logger = logging.getLogger("django_rediskit")
 
@@ -72,9 +75,12 @@ class CircuitBreaker:
     circuit, its failure re-opens it. State is per connection pool, shared by every thread.
     """
 
-    def __init__(self, failure_threshold: int = 2, recovery_time: float = 5.0) -> None:
+    def __init__(
+        self, failure_threshold: int = 2, recovery_time: float = 5.0, alias: str = ""
+    ) -> None:
         if failure_threshold < 1 or recovery_time <= 0:
             raise ValueError("failure_threshold must be >= 1 and recovery_time > 0")
+        self.alias = alias  # the metrics label of its state changes
         self.failure_threshold = failure_threshold
         self.recovery_time = recovery_time
         self._failures = 0
@@ -111,6 +117,8 @@ class CircuitBreaker:
     def record_success(self) -> None:
         if self._failures:
             with self._lock:
+                if self.is_open:
+                    _metrics.breaker_changed(self.alias, False)
                 self._failures = 0
                 self._prober = None
 
@@ -126,6 +134,8 @@ class CircuitBreaker:
             self._prober = None
             if self._failures >= self.failure_threshold:
                 self._open_until = time.monotonic() + self.recovery_time
+                if self._failures == self.failure_threshold:
+                    _metrics.breaker_changed(self.alias, True)
 
 
 class ThrottledLog:
@@ -160,6 +170,15 @@ class ThrottledLog:
         self.suppressed = 0
 
 
+class ComputedDuringOutage(RedisUnavailable):
+    """An outage after a value was computed (``get_or_set`` storing it): a muted cache returns
+    :attr:`value` rather than computing it a second time; the outage is the ``__cause__``."""
+
+    def __init__(self, value: Any) -> None:
+        super().__init__("Redis unavailable after the value was computed")
+        self.value = value
+
+
 def outage_of(exc: BaseException) -> BaseException | None:
     """The outage behind ``exc`` (unwrapping django-redis's ConnectionInterrupted), or None
     when ``exc`` is a bug to raise. The one classification every feature uses."""
@@ -181,13 +200,32 @@ class _CallState(threading.local):
 _calls = _CallState()
 
 
-def record_outage(breaker: CircuitBreaker, cause: BaseException) -> None:
+def record_outage(
+    breaker: CircuitBreaker, cause: BaseException, state: _CallState | _TaskState | None = None
+) -> None:
     """Count ``cause`` against ``breaker`` once per outermost guarded call."""
-    if isinstance(cause, CircuitOpen) or (_calls.depth and _calls.failed):
+    calls = _calls if state is None else state
+    if isinstance(cause, CircuitOpen) or (calls.depth and calls.failed):
         return
     breaker.record_failure()
-    if _calls.depth:
-        _calls.failed = True
+    if calls.depth:
+        calls.failed = True
+
+
+class _TaskState:
+    """The same bookkeeping for coroutines: asyncio tasks interleave on one thread, so their
+    nesting lives in a context variable (each task runs in its own copy of the context)."""
+
+    __slots__ = ("depth", "failed")
+
+    def __init__(self) -> None:
+        self.depth = 0
+        self.failed = False
+
+
+_task_calls: contextvars.ContextVar[_TaskState | None] = contextvars.ContextVar(
+    "rediskit_guarded_calls", default=None
+)
 
 
 def record_answer(breaker: CircuitBreaker, exc: BaseException | None = None) -> None:
@@ -199,32 +237,95 @@ def record_answer(breaker: CircuitBreaker, exc: BaseException | None = None) -> 
         breaker.release_probe()
 
 
-@contextlib.contextmanager
-def shielded(breaker: CircuitBreaker) -> Iterator[None]:
+class _Shield:
+    """What :func:`shielded` and :func:`ashielded` share: the whole enter/exit logic. They only
+    differ in where the nesting state lives (the thread, or the asyncio task)."""
+
+    __slots__ = ("_breaker", "_state", "_token")
+
+    def __init__(self, breaker: CircuitBreaker) -> None:
+        self._breaker = breaker
+        self._state: _CallState | _TaskState = _calls
+        self._token: contextvars.Token[_TaskState | None] | None = None
+
+    def _enter(self) -> None:
+        self._breaker.before_call()
+        state = self._state
+        if state.depth == 0:
+            state.failed = False
+        state.depth += 1
+
+    def _exit(self, exc: BaseException | None) -> None:
+        """Record the block's outcome; raise the RedisUnavailable that replaces an outage
+        (returning lets the protocol re-raise ``exc`` unchanged)."""
+        state, breaker = self._state, self._breaker
+        try:
+            if exc is None:
+                if not state.failed:
+                    record_answer(breaker)
+                return
+            cause = outage_of(exc)
+            if cause is None:
+                record_answer(breaker, exc)
+                return
+            record_outage(breaker, cause, state)
+            if not isinstance(exc, RedisUnavailable):
+                raise RedisUnavailable(
+                    f"Redis unavailable: {type(cause).__name__}: {cause}"
+                ) from exc
+        finally:
+            state.depth -= 1
+
+
+class _SyncShield(_Shield):
+    __slots__ = ()
+
+    def __enter__(self) -> None:
+        self._enter()
+
+    def __exit__(self, kind: object, exc: BaseException | None, tb: object) -> None:
+        self._exit(exc)
+
+
+class _AsyncShield(_Shield):
+    __slots__ = ()
+
+    async def __aenter__(self) -> None:
+        state = _task_calls.get()
+        if state is None:
+            state = _TaskState()
+            self._token = _task_calls.set(state)
+        self._state = state
+        try:
+            self._enter()
+        except BaseException:
+            self._reset()
+            raise
+
+    async def __aexit__(self, kind: object, exc: BaseException | None, tb: object) -> None:
+        try:
+            self._exit(exc)
+        finally:
+            self._reset()
+
+    def _reset(self) -> None:
+        if self._token is not None:
+            _task_calls.reset(self._token)
+            self._token = None
+
+
+def shielded(breaker: CircuitBreaker) -> contextlib.AbstractContextManager[None]:
     """Run a block of Redis I/O under ``breaker``: refused at once while it is open (CircuitOpen);
     outages recorded (once per outer call) and re-raised as :class:`RedisUnavailable`; answers
     recorded; bugs (``AuthenticationError`` included) raised unchanged. Callers choose the
     fallback with ``except RedisUnavailable``; the cache uses :func:`guarded` instead."""
-    breaker.before_call()
-    if _calls.depth == 0:
-        _calls.failed = False
-    _calls.depth += 1
-    try:
-        yield
-    except BaseException as exc:
-        cause = outage_of(exc)
-        if cause is None:
-            record_answer(breaker, exc)
-            raise
-        record_outage(breaker, cause)
-        if isinstance(exc, RedisUnavailable):
-            raise
-        raise RedisUnavailable(f"Redis unavailable: {type(cause).__name__}: {cause}") from exc
-    else:
-        if not _calls.failed:
-            record_answer(breaker)
-    finally:
-        _calls.depth -= 1
+    return _SyncShield(breaker)
+
+
+def ashielded(breaker: CircuitBreaker) -> contextlib.AbstractAsyncContextManager[None]:
+    """:func:`shielded` for a block of ``redis.asyncio`` I/O (``async with``): the same policy,
+    its nesting counted per asyncio task (tasks interleave on one thread)."""
+    return _AsyncShield(breaker)
 
 
 @dataclass(frozen=True)
@@ -251,11 +352,12 @@ def alias_policy(scope: str, options: Mapping[str, Any] | None = None) -> AliasP
     options = options or {}
     breaker_conf = options.get("CIRCUIT_BREAKER", {})
     if breaker_conf is False:
-        breaker = CircuitBreaker(failure_threshold=2**31, recovery_time=1.0)
+        breaker = CircuitBreaker(failure_threshold=2**31, recovery_time=1.0, alias=scope)
     else:
         breaker = CircuitBreaker(
             failure_threshold=int(breaker_conf.get("FAILURE_THRESHOLD", 2)),
             recovery_time=float(breaker_conf.get("RECOVERY_TIME", 5.0)),
+            alias=scope,
         )
     fresh = AliasPolicy(breaker, ThrottledLog(float(options.get("LOG_INTERVAL", 10.0))))
     with _policies_lock:
@@ -268,6 +370,15 @@ def forget_policies() -> None:
         _policies.clear()
 
 
+def close_breakers() -> None:
+    """Close every alias's breaker now (after an outage known to be over: a test's restarted
+    server, an operator's repair), instead of waiting for the next probe."""
+    with _policies_lock:
+        policies = list(_policies.values())
+    for policy in policies:
+        policy.breaker.record_success()
+
+
 class _Guarded:
     """Marker so tests can prove that every public method is wrapped."""
 
@@ -276,7 +387,9 @@ def guarded(miss: Any = None) -> Callable[[F], F]:
     """Apply the owning cache's exception policy to a method; ``miss`` is returned when muted.
 
     ``miss`` may be a callable taking the call's bound arguments (e.g. ``set_many`` returns the
-    list of keys it failed to write). Generator methods are guarded while they are iterated.
+    list of keys it failed to write). Generator methods (sync and async) are guarded while they
+    are iterated; coroutine methods (the async twins) while they are awaited, with their nesting
+    tracked per asyncio task.
     """
 
     def decorate(method: F) -> F:
@@ -292,15 +405,27 @@ def guarded(miss: Any = None) -> Callable[[F], F]:
                 return miss(bound.arguments)
             return miss
 
-        def handle(self: Any, exc: BaseException, args: tuple[Any, ...], kw: dict[str, Any]) -> Any:
+        def handle(
+            self: Any,
+            exc: BaseException,
+            args: tuple[Any, ...],
+            kw: dict[str, Any],
+            state: _TaskState | None = None,
+        ) -> Any:
+            computed = exc if isinstance(exc, ComputedDuringOutage) else None
+            if computed is not None and computed.__cause__ is not None:
+                exc = computed.__cause__
             cause = outage_of(exc)
             if cause is None:
-                record_answer(self._breaker, exc)
+                record_answer(self.breaker, exc)
                 raise exc
-            record_outage(self._breaker, cause)
-            self._stats.errors += 1
-            if self._mute_outages:
-                self._log_ignored(f"cache.{name}", cause)
+            record_outage(self.breaker, cause, state)
+            self.stats.errors += 1
+            _metrics.cache_error(self, name, cause)
+            if self.mute_outages:
+                self.outage_log(f"cache.{name}", cause)
+                if computed is not None:
+                    return computed.value
                 return muted_value((self, *args), kw)
             if cause is exc:
                 raise exc
@@ -311,32 +436,85 @@ def guarded(miss: Any = None) -> Callable[[F], F]:
             @functools.wraps(method)
             def generator_wrapper(self: Any, *args: Any, **kwargs: Any) -> Iterator[Any]:
                 try:
-                    self._breaker.before_call()
+                    self.breaker.before_call()
                     yield from method(self, *args, **kwargs)
-                    self._breaker.record_success()
+                    self.breaker.record_success()
                 except Exception as exc:
                     handle(self, exc, args, kwargs)
                 finally:
                     # An abandoned generator must not keep the half-open probe forever.
-                    self._breaker.release_probe()
+                    self.breaker.release_probe()
 
             wrapper: Any = generator_wrapper
+        elif inspect.isasyncgenfunction(method):
+
+            @functools.wraps(method)
+            async def async_generator_wrapper(
+                self: Any, *args: Any, **kwargs: Any
+            ) -> AsyncIterator[Any]:
+                # An async iteration is not nested in the task's other calls: its own state.
+                try:
+                    self.breaker.before_call()
+                    async for item in method(self, *args, **kwargs):
+                        yield item
+                    self.breaker.record_success()
+                except Exception as exc:
+                    handle(self, exc, args, kwargs, _TaskState())
+                finally:
+                    self.breaker.release_probe()
+
+            wrapper = async_generator_wrapper
+        elif inspect.iscoroutinefunction(method):
+
+            @functools.wraps(method)
+            async def coroutine_wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+                state = _task_calls.get()
+                token = None
+                if state is None:
+                    state = _TaskState()
+                    token = _task_calls.set(state)
+                state.depth += 1
+                breaker = self.breaker
+                started = _metrics.cache_started() if _metrics.ENABLED else None
+                try:
+                    breaker.before_call()
+                    result = await method(self, *args, **kwargs)
+                except Exception as exc:
+                    return handle(self, exc, args, kwargs, state)
+                finally:
+                    state.depth -= 1
+                    if started is not None:
+                        _metrics.cache_finished(self, name, started, args, kwargs)
+                    if token is not None:
+                        _task_calls.reset(token)
+                if not state.failed:
+                    breaker.record_success()
+                return result
+
+            wrapper = coroutine_wrapper
         else:
 
             @functools.wraps(method)
             def call_wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
-                if _calls.depth == 0:
-                    _calls.failed = False
-                _calls.depth += 1
+                # On every cache call: the thread-local state is read once per field.
+                state = _calls
+                depth = state.depth
+                if depth == 0:
+                    state.failed = False
+                state.depth = depth + 1
+                breaker = self.breaker
+                started = _metrics.cache_started() if _metrics.ENABLED else None
                 try:
-                    self._breaker.before_call()
+                    breaker.before_call()
                     result = method(self, *args, **kwargs)
                 except Exception as exc:
                     return handle(self, exc, args, kwargs)
                 finally:
-                    _calls.depth -= 1
-                if not _calls.failed:  # a muted nested outage is not undone by the outer return
-                    self._breaker.record_success()
+                    state.depth = depth
+                    if started is not None:
+                        _metrics.cache_finished(self, name, started, args, kwargs)
+                if not state.failed:  # a muted nested outage is not undone by the outer return
+                    breaker.record_success()
                 return result
 
             wrapper = call_wrapper

@@ -22,9 +22,10 @@ from __future__ import annotations
 import random
 import threading
 from collections.abc import Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any, Final, cast
+from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 
 from django.core.exceptions import ImproperlyConfigured
+from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import ExponentialWithJitterBackoff, NoBackoff
 from redis.cluster import ClusterNode, LoadBalancingStrategy, RedisCluster
 from redis.crc import key_slot
@@ -52,18 +53,22 @@ DEFAULT_RETRIES: Final = {"standalone": 0, "sentinel": 3, "cluster": 3}
 RETRY_ERRORS: Final = (RedisConnectionError, RedisTimeoutError, ReadOnlyError)
 
 
-def build_retry(options: dict[str, Any], kind: str) -> Retry:
+RetryT = TypeVar("RetryT", Retry, AsyncRetry)
+
+
+def build_retry(options: dict[str, Any], kind: str, cls: type[RetryT] = Retry) -> RetryT:  # type: ignore[assignment]
     """``OPTIONS["RETRY"] = {"RETRIES": n, "BACKOFF_BASE": s, "BACKOFF_CAP": s}``: redis-py's
     Retry with jittered exponential backoff (so clients reconnecting after a failover spread out).
+    ``cls`` is ``redis.asyncio.retry.Retry`` for the async clients.
     """
     conf = options.get("RETRY") or {}
     retries = int(conf.get("RETRIES", DEFAULT_RETRIES[kind]))
     if retries <= 0:
-        return Retry(NoBackoff(), 0)
+        return cls(NoBackoff(), 0)
     backoff = ExponentialWithJitterBackoff(
         base=float(conf.get("BACKOFF_BASE", 0.05)), cap=float(conf.get("BACKOFF_CAP", 0.5))
     )
-    return Retry(backoff, retries, supported_errors=RETRY_ERRORS)
+    return cls(backoff, retries, supported_errors=RETRY_ERRORS)
 
 
 def connection_kwargs(location: Location, options: dict[str, Any]) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from django.contrib import admin
 from django.http import HttpRequest, HttpResponse
 from django.urls import URLPattern, path
 
-from django_rediskit.inspector import views
+from django_rediskit.inspector import actions, views
 from django_rediskit.inspector.access import has
 from django_rediskit.models import RedisKey
 
@@ -37,9 +37,9 @@ class RedisKeyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         pages = (
             ("", views.browse, "changelist"),
             ("key/", views.key_detail, "key"),
-            ("key/delete/", views.delete_key, "delete"),
-            ("key/ttl/", views.set_ttl, "ttl"),
-            ("bulk-delete/", views.bulk_delete, "bulk"),
+            ("key/delete/", actions.delete_key, "delete"),
+            ("key/ttl/", actions.set_ttl, "ttl"),
+            ("bulk-delete/", actions.bulk_delete, "bulk"),
             ("stats/", views.stats, "stats"),
             ("throttle/", views.throttle, "throttle"),
         )

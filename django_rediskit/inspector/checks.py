@@ -17,7 +17,7 @@ def check_inspector_settings(**kwargs: Any) -> list[checks.CheckMessage]:
     try:
         loaded = config.load()
     except ImproperlyConfigured as exc:
-        return [checks.Error(str(exc), id="django_rediskit.E101")]
+        return [checks.Error(str(exc), id="django_rediskit.E701")]
 
     missing = [
         alias
@@ -29,7 +29,7 @@ def check_inspector_settings(**kwargs: Any) -> list[checks.CheckMessage]:
             checks.Error(
                 f'REDISKIT["INSPECTOR"]["ALIASES"] names {missing}, which are not '
                 "django_rediskit.cache.RedisCache aliases in CACHES.",
-                id="django_rediskit.E102",
+                id="django_rediskit.E702",
             )
         ]
     return []

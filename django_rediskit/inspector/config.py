@@ -5,15 +5,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
 from django_rediskit import conf
 from django_rediskit.inspector.scan import Budget
 
+#: ``SCOPE`` values: the alias's own keys (``<KEY_PREFIX>:*``), or every key of its database.
+SCOPES = ("prefix", "database")
+
 DEFAULTS: dict[str, Any] = {
-    # None: read-only unless DEBUG is on. Set True/False to decide explicitly.
-    "READ_ONLY": None,
+    # Every mutation is refused unless this is set to False explicitly (DEBUG does not count:
+    # a development flag left on must not make a shared Redis writable).
+    "READ_ONLY": True,
+    # What the inspector browses and may change: "prefix" (the alias's KEY_PREFIX) or
+    # "database" (every key of the alias's database, other applications' included).
+    "SCOPE": "prefix",
     # CACHES aliases offered in the admin; None = every alias that uses our backend.
     "ALIASES": None,
     "PAGE_SIZE": 50,
@@ -34,6 +40,7 @@ DEFAULTS: dict[str, Any] = {
 @dataclass(frozen=True)
 class InspectorConfig:
     read_only: bool
+    scope: str
     aliases: list[str]
     budget: Budget
     value_page_size: int
@@ -60,8 +67,16 @@ def load() -> InspectorConfig:
         raise ImproperlyConfigured(f'REDISKIT["INSPECTOR"] has unknown keys: {unknown}.')
     values = {**DEFAULTS, **user}
     read_only = values["READ_ONLY"]
-    if read_only is None:
-        read_only = not settings.DEBUG
+    if not isinstance(read_only, bool):
+        raise ImproperlyConfigured(
+            'REDISKIT["INSPECTOR"]["READ_ONLY"] must be True or False (it no longer follows '
+            "DEBUG; set False to allow changes)."
+        )
+    if values["SCOPE"] not in SCOPES:
+        raise ImproperlyConfigured(
+            f'REDISKIT["INSPECTOR"]["SCOPE"] must be one of {list(SCOPES)}, '
+            f"not {values['SCOPE']!r}."
+        )
     aliases = values["ALIASES"] if values["ALIASES"] is not None else _our_aliases()
     if not isinstance(aliases, list) or not all(isinstance(alias, str) for alias in aliases):
         raise ImproperlyConfigured('REDISKIT["INSPECTOR"]["ALIASES"] must be a list of aliases.')
@@ -72,7 +87,8 @@ def load() -> InspectorConfig:
                 f'REDISKIT["INSPECTOR"]["{name}"] must be an int from 1 to 10000.'
             )
     return InspectorConfig(
-        read_only=bool(read_only),
+        read_only=read_only,
+        scope=values["SCOPE"],
         aliases=list(aliases),
         budget=Budget(
             page_size=values["PAGE_SIZE"],

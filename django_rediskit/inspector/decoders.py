@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 
 from django_rediskit.cache import codec as codecs
 from django_rediskit.cache import tags as tagging
+from django_rediskit.inspector.display import escape_bytes
 
 if TYPE_CHECKING:
     from redis import Redis
@@ -44,8 +45,9 @@ class NotApplicable(ValueError):
 
 
 def as_text(data: bytes, limit: int | None = None) -> str:
-    """UTF-8 text, undecodable bytes as escapes, cut to ``limit`` characters."""
-    text = data.decode("utf-8", "backslashreplace")
+    """UTF-8 text, undecodable bytes and non-printable characters escaped (LF and TAB kept, so
+    a multi-line value stays readable in its ``<pre>``), cut to ``limit`` characters."""
+    text = escape_bytes(data, keep_newlines=True)
     if limit is not None and len(text) > limit:
         return text[:limit] + "…"
     return text
@@ -67,7 +69,26 @@ def as_json(data: bytes) -> str:
         parsed = json.loads(data)
     except (ValueError, UnicodeDecodeError) as exc:
         raise NotApplicable(f"not JSON: {exc}") from None
-    return json.dumps(parsed, indent=2, ensure_ascii=False, sort_keys=True)
+    return _json_printable(json.dumps(parsed, indent=2, ensure_ascii=False, sort_keys=True))
+
+
+def _json_printable(text: str) -> str:
+    """JSON text with every non-printable character (bidi overrides, zero-width spaces...)
+    written as a ``\\uNNNN`` escape: the same JSON, but nothing invisible reaches the page.
+    ``json.dumps`` already escapes the ASCII controls; layout newlines stay."""
+    if text.isprintable():
+        return text
+    return "".join(
+        char if char.isprintable() or char == "\n" else _json_escape(char) for char in text
+    )
+
+
+def _json_escape(char: str) -> str:
+    code = ord(char)
+    if code <= 0xFFFF:
+        return f"\\u{code:04x}"
+    code -= 0x10000  # outside the BMP: a UTF-16 surrogate pair, as JSON spells it
+    return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
 
 
 def is_bare_pickle(data: bytes) -> bool:
@@ -242,7 +263,7 @@ def _payload_body(format_id: int, payload: bytes) -> str:
     if format_id == codecs.MsgPackSerializer.format_id:
         try:
             data = codecs.MsgPackSerializer().loads(payload)  # msgpack never runs code
-            return json.dumps(data, indent=2, default=repr, ensure_ascii=False)
+            return _json_printable(json.dumps(data, indent=2, default=repr, ensure_ascii=False))
         except Exception as exc:
             return f"[msgpack: {exc}]\n" + as_hex(payload)
     return as_hex(payload)

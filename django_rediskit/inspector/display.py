@@ -16,6 +16,8 @@ No Django import: the management commands use it too. Escaping for HTML is the t
 
 from __future__ import annotations
 
+import hashlib
+
 #: Names longer than this (in characters, after escaping) are cut in lists and titles.
 NAME_LIMIT = 200
 _SHORT = {"\t": "\\t", "\n": "\\n", "\r": "\\r", "\\": "\\\\"}
@@ -68,3 +70,23 @@ def shorten(text: str, size: int, limit: int = NAME_LIMIT) -> str:
     if len(text) <= limit:
         return text
     return f"{text[:limit]}… ({size:,} bytes)"
+
+
+#: Bytes of a name escaped for a label: enough for ``NAME_LIMIT`` characters however escaped
+#: (a 4-byte UTF-8 character gives one character, an escaped byte four), without walking a
+#: 1 MB name to show 200 characters of it.
+_LABEL_BYTES = 4 * NAME_LIMIT
+
+
+def label(data: bytes, limit: int = NAME_LIMIT) -> str:
+    """A name for lists, titles, messages and the audit log: escaped, and cut when long.
+
+    A cut name says its length in bytes and the start of its SHA-256, so two long names that
+    share their first ``limit`` characters still read differently (the full escaped name, shown
+    on the key page, is injective by itself).
+    """
+    text = escape_bytes(data[:_LABEL_BYTES])
+    if len(data) <= _LABEL_BYTES and len(text) <= limit:
+        return text
+    digest = hashlib.sha256(data).hexdigest()[:12]
+    return f"{text[:limit]}… ({len(data):,} bytes, sha256 {digest})"

@@ -21,7 +21,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from django_rediskit import conf
 from django_rediskit.connection import backend_for_alias
 from django_rediskit.inspector.panels import KeySpace, Panel, panel_for, register_panel
-from django_rediskit.sessions import list_devices, revoke_session
+from django_rediskit.sessions import list_devices, revoke_session, session_key_of_name
 from django_rediskit.sessions.backend import SessionStoreUnavailable
 
 if TYPE_CHECKING:
@@ -83,7 +83,8 @@ def session_key_of(space: KeySpace, key: bytes) -> str | None:
     """The session key a data key of the session store's alias holds, else None."""
     if space.alias != sessions_alias():
         return None
-    return _suffix(space, key, "sessions")
+    name = _suffix(space, key, "sessions")
+    return None if name is None else session_key_of_name(name)
 
 
 class SessionPanel(Panel):

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from django_rediskit.inspector.display import label as name_label
 from django_rediskit.inspector.meta import KeyMeta, describe_keys
 from django_rediskit.inspector.scan import Budget, scan_page
 
@@ -28,7 +29,7 @@ def namespace_of(key: bytes, depth: int = 2, separator: bytes = b":") -> str:
     """The first ``depth`` parts of a key name (``rkt:tv:{x}`` -> ``rkt:tv``), as text."""
     parts = key.split(separator, depth)
     head = separator.join(parts[:depth]) if len(parts) > depth else separator.join(parts[:-1])
-    return (head or key).decode("utf-8", "backslashreplace")
+    return name_label(head or key)
 
 
 @dataclass

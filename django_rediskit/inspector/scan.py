@@ -17,7 +17,7 @@ import math
 import re
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
@@ -98,6 +98,9 @@ class ScanPage:
     #: Why the page stopped: "full", "calls", "time" or "done".
     stopped: str = "done"
     exact: bool = False
+    #: For each key, the (node, SCAN cursor) of the call that returned it: a long name's link
+    #: finds it again from there (``access.LongRef``) instead of carrying the name.
+    origins: dict[bytes, tuple[int, int]] = field(default_factory=dict)
 
 
 def scan_page(
@@ -124,7 +127,7 @@ def scan_page(
     state = Cursor.decode(cursor, len(nodes))
     started = clock()
     keys: list[bytes] = []
-    seen: set[bytes] = set()
+    origins: dict[bytes, tuple[int, int]] = {}
     calls = 0
     requested = 0
     count = 0
@@ -138,13 +141,14 @@ def scan_page(
         kwargs: dict[str, Any] = {"match": match, "count": count}
         if type_ is not None:
             kwargs["_type"] = type_
+        origin = (node, position)
         position, batch = cast("tuple[int, list[bytes]]", nodes[node].scan(position, **kwargs))
         calls += 1
         requested += count
         examined += count
         for key in batch:
-            if key not in seen:  # SCAN may return a key twice; show it once per page
-                seen.add(key)
+            if key not in origins:  # SCAN may return a key twice; show it once per page
+                origins[key] = origin
                 keys.append(key)
         if position == 0:
             if node + 1 >= len(nodes):
@@ -169,6 +173,7 @@ def scan_page(
         examined=examined,
         elapsed_ms=(clock() - started) * 1000,
         stopped=stopped,
+        origins=origins,
     )
 
 

@@ -11,6 +11,8 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
+from django_rediskit.inspector.display import escape_bytes
+
 if TYPE_CHECKING:
     from redis import Redis
 
@@ -119,10 +121,7 @@ def _scan_page(client: Redis, key: bytes, kind: str, position: str | None, size:
         cursor_out, pairs = cast(
             "tuple[int, dict[bytes, bytes]]", client.hscan(key, cursor, count=size)
         )
-        items = [
-            Item(_bytes(field).decode("utf-8", "backslashreplace"), _bytes(value))
-            for field, value in pairs.items()
-        ]
+        items = [Item(escape_bytes(_bytes(field)), _bytes(value)) for field, value in pairs.items()]
     else:
         cursor_out, members = cast("tuple[int, list[bytes]]", client.sscan(key, cursor, count=size))
         items = [Item(None, _bytes(member)) for member in members]

@@ -13,11 +13,10 @@ import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from django.contrib import messages
-from django.contrib.admin.models import CHANGE, DELETION, LogEntry
+from django.contrib.admin.models import LogEntry
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ImproperlyConfigured, PermissionDenied
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.http import urlencode
@@ -28,20 +27,19 @@ from django_rediskit.inspector import config as inspector_config
 from django_rediskit.inspector import decoders, values
 from django_rediskit.inspector.access import (
     BadKeyReference,
+    KeyGone,
     Target,
     Viewer,
     has,
-    key_from_ref,
     key_ref,
     require,
 )
-from django_rediskit.inspector.bulk import bulk_step
+from django_rediskit.inspector.display import escape_text
 from django_rediskit.inspector.meta import KeyMeta, describe_keys
 from django_rediskit.inspector.sampler import sample
 from django_rediskit.inspector.scan import (
     KEY_TYPES,
     BadCursor,
-    Budget,
     ScanPage,
     exact_page,
     glob_unescape,
@@ -56,7 +54,8 @@ if TYPE_CHECKING:
     from django_rediskit.inspector.config import InspectorConfig
 
 TEMPLATE_DIR = "admin/django_rediskit/inspector"
-BULK_SESSION_KEY = "django_rediskit_inspector_bulk"
+#: Characters of a name the key page shows in full (the list and title show ``display.label``).
+FULL_NAME_LIMIT = 64 * 1024
 
 View = Callable[["ModelAdmin[Any]", HttpRequest], HttpResponse]
 
@@ -72,10 +71,19 @@ def _page(
         **admin.admin_site.each_context(request),
         "opts": admin.model._meta,
         "app_label": admin.model._meta.app_label,
+        "rk_read_only": _read_only_or_none(),
     }
     return TemplateResponse(
         request, f"{TEMPLATE_DIR}/{template}", {**base, **context}, status=status
     )
+
+
+def _read_only_or_none() -> bool | None:
+    """For the scope line of every page; None when the settings themselves are broken."""
+    try:
+        return inspector_config.load().read_only
+    except ImproperlyConfigured:
+        return None
 
 
 def inspector_view(view: View) -> View:
@@ -92,6 +100,10 @@ def inspector_view(view: View) -> View:
                 "error.html",
                 {"title": "Redis is unavailable", "error": f"{type(exc).__name__}: {exc}"},
                 status=503,
+            )
+        except KeyGone as exc:
+            return _page(
+                admin, request, "error.html", {"title": "No such key", "error": str(exc)}, 404
             )
         except (BadKeyReference, BadCursor, values.BadPosition, ValueError) as exc:
             return _page(
@@ -118,13 +130,15 @@ def _url(admin: ModelAdmin[Any], name: str, **params: str) -> str:
     return f"{base}?{urlencode(params)}" if params else base
 
 
-def _row(admin: ModelAdmin[Any], viewer: Viewer, meta: KeyMeta) -> dict[str, Any]:
+def _row(
+    admin: ModelAdmin[Any], viewer: Viewer, meta: KeyMeta, origin: tuple[int, int] | None
+) -> dict[str, Any]:
     hidden = viewer.name_hidden(meta.key)
     return {
-        "name": viewer.display(meta.key),
+        "name": viewer.label(meta.key),
         "url": None
         if hidden
-        else _url(admin, "key", alias=viewer.target.alias, k=key_ref(meta.key)),
+        else _url(admin, "key", alias=viewer.target.alias, k=key_ref(meta.key, origin)),
         "meta": meta,
         "ttl": _ttl_text(meta.ttl_ms),
     }
@@ -141,27 +155,33 @@ def _ttl_text(ttl_ms: int | None) -> str:
 def _log(
     request: HttpRequest,
     target: Target,
-    viewer: Viewer,
     key_text: str,
     flag: int,
     message: dict[str, Any],
+    key: bytes | None = None,
 ) -> None:
+    """One ``LogEntry``. ``key_text`` is the escaped (and cut, or redacted) name, so the log
+    holds no raw control bytes and no hidden session id; ``key`` adds the name's length."""
     from django_rediskit.models import RedisKey
 
+    details: dict[str, Any] = {"alias": target.alias, **message}
+    if key is not None:
+        details.update(key=key_text, bytes=len(key))
     LogEntry.objects.create(
         user_id=int(request.user.pk or 0),
         content_type=ContentType.objects.get_for_model(RedisKey, for_concrete_model=False),
         object_id=f"{target.alias}:{key_text}"[:200],
         object_repr=key_text[:200],
         action_flag=flag,
-        change_message=json.dumps([{"rediskit": {"alias": target.alias, **message}}]),
+        change_message=json.dumps([{"rediskit": details}]),
     )
 
 
 def _refuse_if_read_only(config: InspectorConfig) -> None:
     if config.read_only:
         raise PermissionDenied(
-            'The key inspector is read-only (REDISKIT["INSPECTOR"]["READ_ONLY"]).'
+            'The key inspector is read-only: set REDISKIT["INSPECTOR"]["READ_ONLY"] = False '
+            "to allow changes."
         )
 
 
@@ -190,9 +210,13 @@ def browse(admin: ModelAdmin[Any], request: HttpRequest) -> HttpResponse:
             cursor=request.GET.get("cursor"),
             budget=config.budget,
         )
-    rows, dbsize = describe_keys(target.client, page.keys, with_dbsize=True)
+    single = len(target.nodes) == 1
+    in_scope = [key for key in page.keys if target.in_scope(key)]  # the pattern is the guard
+    rows, dbsize = describe_keys(target.client, in_scope, with_dbsize=single)
+    if not single:  # a cluster: each primary holds its share of the keys
+        dbsize = sum(int(node.dbsize()) for node in target.nodes)
     shown = [
-        _row(admin, viewer, meta)
+        _row(admin, viewer, meta, page.origins.get(meta.key))
         for meta in rows
         if meta.exists and (type_ is None or meta.type == type_)
     ]
@@ -214,7 +238,7 @@ def browse(admin: ModelAdmin[Any], request: HttpRequest) -> HttpResponse:
             "types": KEY_TYPES,
             "params": params,
             "literal": literal,
-            "pattern": pattern,
+            "pattern": escape_text(pattern),
             "rows": shown,
             "page": page,
             "dbsize": dbsize,
@@ -238,26 +262,31 @@ def browse(admin: ModelAdmin[Any], request: HttpRequest) -> HttpResponse:
 # --- key page ------------------------------------------------------------------------------------
 
 
-def _key_and_meta(target: Target, viewer: Viewer, ref: str | None) -> tuple[bytes, KeyMeta]:
-    key = key_from_ref(ref)
+def _key_and_meta(
+    target: Target, viewer: Viewer, ref: str | None, config: InspectorConfig
+) -> tuple[bytes, KeyMeta, str]:
+    """The key a ``k`` parameter names, its metadata, and the reference to link it with."""
+    key = target.resolve(ref, count=config.budget.count, max_calls=config.budget.max_calls)
+    target.require_in_scope(key)
     if viewer.name_hidden(key):
         raise PermissionDenied("this key is sensitive: it needs the view_sensitive permission")
     rows, _ = describe_keys(target.client, [key])
-    return key, rows[0]
+    # A long name keeps the reference it came with (it cannot be rebuilt from the name alone).
+    return key, rows[0], ref if ref and ref.startswith("~") else key_ref(key)
 
 
 @inspector_view
 def key_detail(admin: ModelAdmin[Any], request: HttpRequest) -> HttpResponse:
     require(request, "view_keys")
     config, target, viewer = _context(request)
-    key, meta = _key_and_meta(target, viewer, request.GET.get("k"))
-    name = viewer.display(key)
+    key, meta, ref = _key_and_meta(target, viewer, request.GET.get("k"), config)
+    name, short = viewer.display(key, limit=FULL_NAME_LIMIT), viewer.label(key)
     if not meta.exists:
         return _page(
             admin,
             request,
             "error.html",
-            {"title": "No such key", "error": f"{name} does not exist (it may have expired)."},
+            {"title": "No such key", "error": f"{short} does not exist (it may have expired)."},
             status=404,
         )
     panel = target.panel(key)
@@ -269,9 +298,12 @@ def key_detail(admin: ModelAdmin[Any], request: HttpRequest) -> HttpResponse:
         panel_rows = panel.describe(target, key, meta)
     else:
         panel_rows = panel.about()
+    panel_rows = [(label, escape_text(str(text))) for label, text in panel_rows]
     context: dict[str, Any] = {
-        "title": f"Key {name}"[:120],
+        "title": f"Key {short}",
         "name": name,
+        "short": short,
+        "size": len(key),
         "meta": meta,
         "ttl": _ttl_text(meta.ttl_ms),
         "target": target,
@@ -281,16 +313,16 @@ def key_detail(admin: ModelAdmin[Any], request: HttpRequest) -> HttpResponse:
         "can_values": can_values,
         "value_hidden": value_hidden,
         "read_only": config.read_only,
-        "delete_url": _url(admin, "delete", alias=target.alias, k=key_ref(key))
+        "delete_url": _url(admin, "delete", alias=target.alias, k=ref)
         if has(request, "delete_keys") and not config.read_only
         else None,
         "delete_label": panel.delete_label if panel else "Delete",
-        "ttl_url": _url(admin, "ttl", alias=target.alias, k=key_ref(key))
+        "ttl_url": _url(admin, "ttl", alias=target.alias, k=ref)
         if has(request, "change_keys") and not config.read_only
         else None,
     }
     if context["can_values"] and not context["value_hidden"]:
-        context.update(_value_context(admin, request, config, target, key, meta))
+        context.update(_value_context(admin, request, config, target, key, ref, meta))
     return _page(admin, request, "key.html", context)
 
 
@@ -300,6 +332,7 @@ def _value_context(
     config: InspectorConfig,
     target: Target,
     key: bytes,
+    ref: str,
     meta: KeyMeta,
 ) -> dict[str, Any]:
     position = request.GET.get("pos") or None
@@ -307,7 +340,7 @@ def _value_context(
     if decoder not in decoders.DECODERS:
         raise ValueError(f"unknown decoder {decoder[:20]!r}")
     page = values.read_page(target.client, key, meta.type, position, config.value_page_size)
-    params = {"alias": target.alias, "k": key_ref(key), "decoder": decoder}
+    params = {"alias": target.alias, "k": ref, "decoder": decoder}
     context: dict[str, Any] = {
         "value_page": page,
         "decoder": decoder,
@@ -317,7 +350,7 @@ def _value_context(
         else None,
         "first_value_url": _url(admin, "key", **params) if position else None,
         "decoder_urls": [
-            (name, _url(admin, "key", alias=target.alias, k=key_ref(key), decoder=name))
+            (name, _url(admin, "key", alias=target.alias, k=ref, decoder=name))
             for name in decoders.DECODERS
         ],
     }
@@ -334,7 +367,11 @@ def _value_context(
                 check = decoders.check_tags(target.client, header.tags, target.tag_key)
                 context["tag_check"] = check
                 context["tag_rows"] = [
-                    (tag, _url(admin, "key", alias=target.alias, k=key_ref(tag.key.encode())))
+                    (
+                        escape_text(tag.name),
+                        tag.present,
+                        _url(admin, "key", alias=target.alias, k=key_ref(tag.key.encode())),
+                    )
                     for tag in check.tags
                 ]
         except decoders.NotApplicable as exc:
@@ -351,180 +388,6 @@ def _value_context(
             for item in page.items
         ]
     return context
-
-
-# --- actions -------------------------------------------------------------------------------------
-
-
-@inspector_view
-def delete_key(admin: ModelAdmin[Any], request: HttpRequest) -> HttpResponse:
-    require(request, "delete_keys")
-    config, target, viewer = _context(request)
-    _refuse_if_read_only(config)
-    key, meta = _key_and_meta(target, viewer, request.GET.get("k") or request.POST.get("k"))
-    name = viewer.display(key)
-    panel = target.panel(key)
-    label = panel.delete_label if panel else "Delete"
-    if request.method == "POST" and request.POST.get("confirm") == "yes":
-        removed = panel.delete(target, key) if panel else int(target.client.unlink(key))
-        _log(request, target, viewer, name, DELETION, {"action": label, "removed": removed})
-        messages.success(request, f"{label}: {name} ({removed} key removed).")
-        return HttpResponseRedirect(_url(admin, "changelist", alias=target.alias))
-    return _page(
-        admin,
-        request,
-        "confirm_delete.html",
-        {
-            "title": f"{label}?",
-            "name": name,
-            "meta": meta,
-            "label": label,
-            "target": target,
-            "ref": key_ref(key),
-            "panel": panel,
-        },
-    )
-
-
-@inspector_view
-def set_ttl(admin: ModelAdmin[Any], request: HttpRequest) -> HttpResponse:
-    require(request, "change_keys")
-    config, target, viewer = _context(request)
-    _refuse_if_read_only(config)
-    key, meta = _key_and_meta(target, viewer, request.GET.get("k") or request.POST.get("k"))
-    name = viewer.display(key)
-    error = None
-    if request.method == "POST":
-        raw = request.POST.get("seconds", "").strip()
-        if request.POST.get("persist") == "1":
-            changed = bool(target.client.persist(key))
-            _log(request, target, viewer, name, CHANGE, {"action": "persist", "changed": changed})
-            messages.success(request, f"Expiry cleared on {name}.")
-            return HttpResponseRedirect(_url(admin, "key", alias=target.alias, k=key_ref(key)))
-        try:
-            seconds = float(raw)
-            if not 0 < seconds <= 10 * 365 * 86400:
-                raise ValueError
-        except ValueError:
-            error = "Give a number of seconds greater than 0 (at most ten years)."
-        else:
-            changed = bool(target.client.pexpire(key, max(1, int(seconds * 1000))))
-            _log(
-                request,
-                target,
-                viewer,
-                name,
-                CHANGE,
-                {"action": "expire", "seconds": seconds, "changed": changed},
-            )
-            messages.success(request, f"TTL of {name} set to {seconds:g} s.")
-            return HttpResponseRedirect(_url(admin, "key", alias=target.alias, k=key_ref(key)))
-    return _page(
-        admin,
-        request,
-        "ttl.html",
-        {
-            "title": "Set expiry",
-            "name": name,
-            "meta": meta,
-            "ttl": _ttl_text(meta.ttl_ms),
-            "target": target,
-            "ref": key_ref(key),
-            "error": error,
-        },
-        status=400 if error else 200,
-    )
-
-
-@inspector_view
-def bulk_delete(admin: ModelAdmin[Any], request: HttpRequest) -> HttpResponse:
-    """Dry-run count first, then bounded UNLINK steps; the job's progress lives in the session."""
-    require(request, "delete_keys")
-    config, target, viewer = _context(request)
-    _refuse_if_read_only(config)
-    job: dict[str, Any] | None = request.session.get(BULK_SESSION_KEY)
-    if job is not None and job.get("alias") != target.alias:
-        job = None
-    if request.method == "POST":
-        action = request.POST.get("action", "")
-        if action == "start":
-            pattern = target.pattern(
-                request.POST.get("ns", ""),
-                request.POST.get("q", ""),
-                request.POST.get("literal") == "1",
-            )
-            if pattern in ("", "*"):
-                raise ValueError("refusing to bulk delete every key; give a narrower pattern")
-            job = {
-                "alias": target.alias,
-                "pattern": pattern,
-                "phase": "count",
-                "cursor": None,
-                "matched": 0,
-                "deleted": 0,
-                "examined": 0,
-            }
-        elif job is None:
-            raise ValueError("no bulk delete in progress; start one")
-        elif action == "stop":
-            request.session.pop(BULK_SESSION_KEY, None)
-            messages.info(request, "Bulk delete stopped.")
-            return HttpResponseRedirect(_url(admin, "changelist", alias=target.alias))
-        elif action == "delete" and job["phase"] == "counted":
-            job.update(phase="delete", cursor=None, examined=0)
-        if action in ("start", "count", "delete") and job["phase"] in ("count", "delete"):
-            step = bulk_step(
-                target.client,
-                target.nodes,
-                job["pattern"],
-                job["cursor"],
-                dry_run=job["phase"] == "count",
-                budget=_bulk_budget(config),
-                batch=config.bulk_batch,
-            )
-            job["examined"] = step.examined
-            job["cursor"] = step.next_cursor
-            if job["phase"] == "count":
-                job["matched"] += step.matched
-            else:
-                job["deleted"] += step.deleted
-                if step.deleted:
-                    _log(
-                        request,
-                        target,
-                        viewer,
-                        job["pattern"],
-                        DELETION,
-                        {
-                            "action": "bulk delete",
-                            "pattern": job["pattern"],
-                            "removed": step.deleted,
-                        },
-                    )
-            if step.next_cursor is None:
-                job["phase"] = "counted" if job["phase"] == "count" else "done"
-        request.session[BULK_SESSION_KEY] = job
-    return _page(
-        admin,
-        request,
-        "bulk.html",
-        {
-            "title": "Bulk delete by pattern",
-            "target": target,
-            "job": job,
-            "presets": target.presets(),
-            "browse_url": _url(admin, "changelist", alias=target.alias),
-        },
-    )
-
-
-def _bulk_budget(config: InspectorConfig) -> Budget:
-    return Budget(
-        page_size=config.bulk_batch,
-        count=config.budget.count,
-        max_calls=config.budget.max_calls,
-        max_ms=config.budget.max_ms,
-    )
 
 
 # --- throttle windows ---------------------------------------------------------------------------
@@ -571,7 +434,11 @@ def throttle(admin: ModelAdmin[Any], request: HttpRequest) -> HttpResponse:
             raise RedisConnectionError("the throttle could not read its window from Redis")
         context["decision"] = decision
         context["windows"] = [
-            (status, key, _url(admin, "key", alias=target.alias, k=key_ref(key.encode())))
+            (
+                status,
+                escape_text(key),
+                _url(admin, "key", alias=target.alias, k=key_ref(key.encode())),
+            )
             for status, key in zip(decision.statuses, keys, strict=True)
         ]
     return _page(admin, request, "throttle.html", context)
@@ -593,10 +460,9 @@ def stats(admin: ModelAdmin[Any], request: HttpRequest) -> HttpResponse:
             if hide_rest:
                 arguments.append("…")
                 continue
-            text = viewer.redact_text(argument)
             if viewer.name_hidden(argument):
                 hide_rest = True
-            arguments.append(decoders.as_text(text.encode(), limit=200))
+            arguments.append(viewer.redact_text(argument))
         slow.append({"entry": entry, "arguments": arguments})
     context: dict[str, Any] = {
         "title": f"Redis statistics — {target.alias}",
@@ -614,16 +480,17 @@ def stats(admin: ModelAdmin[Any], request: HttpRequest) -> HttpResponse:
             target.client,
             target.nodes,
             limit=config.sample_limit,
+            match=target.pattern("", "", literal=False),
             deadline_s=config.sample_seconds,
         )
         context["report"] = report
         context["big_memory"] = [
-            (size, viewer.display(key)) for size, key in report.biggest_by_memory
+            (size, viewer.label(key)) for size, key in report.biggest_by_memory
         ]
         context["big_length"] = [
-            (size, viewer.display(key)) for size, key in report.biggest_by_length
+            (size, viewer.label(key)) for size, key in report.biggest_by_length
         ]
-        context["no_ttl"] = [viewer.display(key) for key in report.no_ttl_examples]
+        context["no_ttl"] = [viewer.label(key) for key in report.no_ttl_examples]
     return _page(admin, request, "stats.html", context)
 
 

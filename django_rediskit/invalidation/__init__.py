@@ -19,10 +19,16 @@ from django_rediskit.invalidation.queryset import (
     RedisKitQuerySet,
     cached_queryset,
 )
-from django_rediskit.invalidation.registry import invalidate_model, register
+from django_rediskit.invalidation.registry import (
+    NotRegistered,
+    invalidate_model,
+    register,
+    unregister,
+)
 from django_rediskit.pending import pending_tags
 
 __all__ = [
+    "NotRegistered",
     "RedisKitManager",
     "RedisKitModel",
     "RedisKitQuerySet",
@@ -35,4 +41,5 @@ __all__ = [
     "pending_tags",
     "queryset_tags",
     "register",
+    "unregister",
 ]

@@ -102,12 +102,19 @@ RedisKitManager = models.Manager.from_queryset(RedisKitQuerySet)
 
 
 class RedisKitModel(models.Model):
-    """Abstract base giving a model the invalidating manager; still call ``register()``."""
+    """Abstract base giving a model the invalidating manager; still call ``register()``.
+
+    It is the base manager too: Django's deletion collector sets ``on_delete=SET_NULL`` /
+    ``SET_DEFAULT`` / ``SET(...)`` foreign keys with the base manager's ``update()``, which sends
+    no signals. A subclass with a ``Meta`` of its own still gets it (Django takes the base
+    manager's name from the first parent that has one).
+    """
 
     objects = RedisKitManager()
 
     class Meta:
         abstract = True
+        base_manager_name = "objects"
 
 
 def cached_queryset(queryset: models.QuerySet[T], timeout: Any = DEFAULT_TIMEOUT) -> list[T]:

@@ -108,6 +108,30 @@ def _register(
     # model (proxies and m2m through models included) is known.
 
 
+class NotRegistered(LookupError):
+    """``unregister()`` of a model that no ``register()`` call covers."""
+
+
+def unregister(model: type[models.Model]) -> None:
+    """Undo ``register(model)``: its writes stop invalidating and its receivers are disconnected
+    (so it gets Django's fast delete back). A proxy names its concrete model, as in ``register``.
+
+    Raises ``NotRegistered`` for a model that is not registered, so a typo or a second call
+    cannot pass for a successful opt-out.
+    """
+    if not (isinstance(model, type) and issubclass(model, models.Model)):
+        raise TypeError(f"unregister() takes a model class, not {model!r}")
+    concrete: type[models.Model] = model._meta.concrete_model  # type: ignore[assignment]
+    if concrete not in _registry:
+        raise NotRegistered(
+            f"unregister({model._meta.label}): {concrete._meta.label} is not registered for "
+            "model invalidation (django_rediskit.register)."
+        )
+    del _registry[concrete]
+    if apps.models_ready:
+        _disconnect_model(concrete)
+
+
 def connect_registered() -> None:
     """Connect the receivers of every registration made while models were still loading."""
     for model in list(_registry):
@@ -115,12 +139,7 @@ def connect_registered() -> None:
 
 
 def _connect_model(concrete: type[models.Model]) -> None:
-    proxies = [
-        candidate
-        for candidate in apps.get_models()
-        if candidate._meta.proxy and candidate._meta.concrete_model is concrete
-    ]
-    for sender in (concrete, *proxies):
+    for sender in (concrete, *_proxies(concrete)):
         uid = f"rediskit:{sender._meta.label_lower}"
         post_init.connect(_stash_loaded_values, sender=sender, dispatch_uid=uid)
         post_save.connect(_on_save, sender=sender, dispatch_uid=uid)
@@ -129,6 +148,26 @@ def _connect_model(concrete: type[models.Model]) -> None:
         m2m_changed.connect(
             _on_m2m_changed, sender=through, dispatch_uid=f"rediskit:{through._meta.label_lower}"
         )
+
+
+def _disconnect_model(concrete: type[models.Model]) -> None:
+    for sender in (concrete, *_proxies(concrete)):
+        uid = f"rediskit:{sender._meta.label_lower}"
+        post_init.disconnect(sender=sender, dispatch_uid=uid)
+        post_save.disconnect(sender=sender, dispatch_uid=uid)
+        post_delete.disconnect(sender=sender, dispatch_uid=uid)
+    # A through model joins two models: its receiver stays while the other side is registered.
+    still_needed = {through for model in _registry for through in _through_models(model)}
+    for through in _through_models(concrete) - still_needed:
+        m2m_changed.disconnect(sender=through, dispatch_uid=f"rediskit:{through._meta.label_lower}")
+
+
+def _proxies(concrete: type[models.Model]) -> list[type[models.Model]]:
+    return [
+        candidate
+        for candidate in apps.get_models()
+        if candidate._meta.proxy and candidate._meta.concrete_model is concrete
+    ]
 
 
 def _through_models(model: type[models.Model]) -> set[type[models.Model]]:

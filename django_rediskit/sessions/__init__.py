@@ -19,6 +19,7 @@ from django_rediskit.sessions.devices import (
     revoke_others,
     revoke_session,
 )
+from django_rediskit.sessions.envelope import session_key_of_name
 
 __all__ = [
     "Device",
@@ -33,4 +34,5 @@ __all__ = [
     "revoke_all",
     "revoke_others",
     "revoke_session",
+    "session_key_of_name",
 ]

@@ -2,9 +2,10 @@
 
 Compared with Django's ``cache`` engine: the payload is Django's signed serializer output (never
 pickle), a create is one ``SET NX``, a save one ``SET XX`` (so a revoked session cannot be written
-back by a request already in flight: ``UpdateError`` -> ``SessionInterrupted``), session ids are
-checked against Django's own format before any key is built, and authenticated sessions are
-listed in a per-user index (see ``index.py``) that the device API reads.
+back by a request already in flight: ``UpdateError`` -> ``SessionInterrupted``), every session key
+Django accepts is accepted and escaped before it becomes part of a key (``envelope.session_name``),
+and authenticated sessions are listed in a per-user index (see ``index.py``) that the device API
+reads.
 
 Round trips: an anonymous request costs one GET and, unless modified, nothing else. A save of an
 authenticated session is one pipelined trip (index script + SET XX).
@@ -21,7 +22,6 @@ import functools
 import logging
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from asgiref.sync import sync_to_async
 from django.contrib.auth import SESSION_KEY
 from django.contrib.sessions.backends.base import (
     VALID_KEY_CHARS,
@@ -34,7 +34,8 @@ from django.core import signing
 from django.core.exceptions import ImproperlyConfigured, PermissionDenied
 from django.utils.crypto import get_random_string
 
-from django_rediskit.lua import run_pipeline, script
+from django_rediskit.cache.steps import Call, Lua, Op, Pipe
+from django_rediskit.lua import script
 from django_rediskit.sessions import signals
 from django_rediskit.sessions.envelope import (
     NO_FINGERPRINT,
@@ -45,27 +46,26 @@ from django_rediskit.sessions.envelope import (
     now_ms,
     user_token,
 )
+from django_rediskit.sessions.flow import Emit, Hop, Io, SessionOp, adrive, call, drive
 from django_rediskit.sessions.index import (
     ABSENT,
     DENIED,
     OUTAGES,
     ROTATION_REVOKED,
     SessionStoreUnavailable,
-    call_user,
     data_key,
     decode_pairs,
     index_args,
     log_outage,
-    redis_io,
+    revoke_sids_args,
     session_backend,
-    unlink_sessions,
+    unlink_names,
     user_keys,
+    user_script,
 )
 from django_rediskit.sessions.options import SessionOptions, get_options
 
 if TYPE_CHECKING:
-    from redis.client import Pipeline
-
     from django_rediskit.cache.backend import RedisCache
 
 __all__ = ["DeviceLimitExceeded", "SessionStore", "SessionStoreUnavailable"]
@@ -123,7 +123,8 @@ class SessionStore(SessionBase):
     # --- identity ---------------------------------------------------------------------------------
 
     def _validate_session_key(self, key: Any) -> bool:
-        """Django accepts any 8+ chars; we accept only what Django generates, before any I/O."""
+        """Django's rule (a string of 8+ characters, whatever they are): keys set by a site or a
+        test work as with Django's engines; safety comes from escaping (``session_name``)."""
         return is_session_key(key)
 
     def _get_new_session_key(self) -> str:
@@ -152,21 +153,26 @@ class SessionStore(SessionBase):
     # --- load -----------------------------------------------------------------------------------
 
     def load(self) -> dict[str, Any]:
+        return drive(self._load())
+
+    async def aload(self) -> dict[str, Any]:
+        return await adrive(self._load())
+
+    def _load(self) -> SessionOp[dict[str, Any]]:
         self._envelope = None
         key = self.session_key
         if key is None:
             return {}
         backend = self._backend()
         try:
-            with redis_io(backend) as client:
-                raw = client.get(data_key(backend, key))
+            raw = yield Io(backend, call("get", data_key(backend, key)))
         except OUTAGES as exc:
             # Fail open as anonymous, keep the cookie (is_empty() stays False), never write back.
             log_outage("session load", exc)
             self._unavailable = True
             return {}
         if raw is None:
-            migrated = self._migrate_legacy(key)
+            migrated = yield from self._migrate_legacy(key)
             if migrated is not None:
                 return migrated
             self._session_key = None
@@ -187,11 +193,24 @@ class SessionStore(SessionBase):
             and options.absolute_timeout is not None
             and now_ms() - envelope.created_ms > options.absolute_timeout * 1000
         ):
-            self._end_expired(backend, key, envelope)
+            yield from self._end_expired(backend, key, envelope)
             self._session_key = None
             return {}
         self._envelope = envelope
         return data
+
+    def _session_data(self, no_load: bool = False) -> SessionOp[dict[str, Any]]:
+        """``SessionBase._get_session`` / ``_aget_session`` as an operation (their load is
+        the only difference)."""
+        self.accessed = True
+        if "_session_cache" in self.__dict__:
+            cached: dict[str, Any] = self.__dict__["_session_cache"]
+            return cached
+        if self.session_key is None or no_load:
+            self._session_cache = {}
+        else:
+            self._session_cache = yield from self._load()
+        return self._session_cache
 
     def _decode_payload(self, envelope: Envelope | None) -> dict[str, Any] | None:
         if envelope is None:
@@ -208,32 +227,33 @@ class SessionStore(SessionBase):
             return None
         return data if isinstance(data, dict) else None
 
-    def _end_expired(self, backend: RedisCache, key: str, envelope: Envelope) -> None:
+    def _end_expired(self, backend: RedisCache, key: str, envelope: Envelope) -> SessionOp[None]:
         try:
-            with redis_io(backend) as client:
-                client.unlink(data_key(backend, key))
-                call_user(client, user_keys(backend, envelope.uid), ["revoke", "sids", key])
+            yield Io(backend, _unlink_and_unindex(backend, key, envelope.uid))
         except OUTAGES as exc:
             log_outage("session absolute timeout", exc)
             return
-        signals.session_revoked.send(
+        yield Emit(
+            signals.session_revoked,
             sender=type(self),
             user_token=envelope.uid,
             device_id=envelope.device_id,
             reason="absolute_timeout",
         )
 
-    def _migrate_legacy(self, key: str) -> dict[str, Any] | None:
+    def _migrate_legacy(self, key: str) -> SessionOp[dict[str, Any] | None]:
         """A session of Django's ``cache`` engine under the same key: re-save it in our format
-        (SET NX, so two racing requests migrate it once) and delete the legacy entry."""
+        (SET NX, so two racing requests migrate it once) and delete the legacy entry. The legacy
+        alias is called through its own ``get`` / ``aget`` (whatever its backend does there)."""
         alias = get_options().legacy_cache_alias
         if not alias:
             return None
         from django.core.cache import caches
 
         legacy = caches[alias]
+        name = self.legacy_prefix + key
         try:
-            data = legacy.get(self.legacy_prefix + key)
+            data = yield Hop(legacy.get, legacy.aget, name)
         except Exception as exc:  # the legacy store is best effort, whatever its backend raises
             logger.warning("Legacy session lookup failed: %s", type(exc).__name__)
             return None
@@ -241,64 +261,73 @@ class SessionStore(SessionBase):
             return None
         self._session_cache = data
         try:
-            self.save(must_create=True)
+            yield from self._save(must_create=True)
         except CreateError:
             pass  # a concurrent request migrated it first; its copy is identical
         except (DeviceLimitExceeded, SessionStoreUnavailable):
             del self._session_cache
             return None  # not migrated now; the legacy entry stays for a later request
         try:
-            legacy.delete(self.legacy_prefix + key)
+            yield Hop(legacy.delete, legacy.adelete, name)
         except Exception as exc:  # it expires on its own; never fail the request for it
             logger.warning("Legacy session cleanup failed: %s", type(exc).__name__)
         return data
 
-    async def aload(self) -> dict[str, Any]:
-        return await sync_to_async(self.load, thread_sensitive=False)()
-
     # --- save -----------------------------------------------------------------------------------
 
     def exists(self, session_key: str | None) -> bool:
+        return drive(self._exists(session_key))
+
+    async def aexists(self, session_key: str | None) -> bool:
+        return await adrive(self._exists(session_key))
+
+    def _exists(self, session_key: str | None) -> SessionOp[bool]:
         if not is_session_key(session_key):
             return False
         backend = self._backend()
         try:
-            with redis_io(backend) as client:
-                return bool(client.exists(data_key(backend, str(session_key))))
+            found = yield Io(backend, call("exists", data_key(backend, str(session_key))))
         except OUTAGES as exc:
             raise SessionStoreUnavailable("Redis is unreachable; session lookup failed.") from exc
-
-    async def aexists(self, session_key: str | None) -> bool:
-        return await sync_to_async(self.exists, thread_sensitive=False)(session_key)
+        return bool(found)
 
     def create(self) -> None:
+        drive(self._create())
+
+    async def acreate(self) -> None:
+        await adrive(self._create())
+
+    def _create(self) -> SessionOp[None]:
         for _ in range(CREATE_ATTEMPTS):  # 165-bit keys: repeated collisions mean a broken RNG
             self._session_key = self._get_new_session_key()
             try:
-                self.save(must_create=True)
+                yield from self._save(must_create=True)
             except CreateError:
                 continue
             self.modified = True
             return
         raise RuntimeError("Unable to create a new session key.")
 
-    async def acreate(self) -> None:
-        await sync_to_async(self.create, thread_sensitive=False)()
-
     def save(self, must_create: bool = False) -> None:
+        drive(self._save(must_create))
+
+    async def asave(self, must_create: bool = False) -> None:
+        await adrive(self._save(must_create))
+
+    def _save(self, must_create: bool = False) -> SessionOp[None]:
         if self.session_key is None:
-            return self.create()
+            return (yield from self._create())
         if self._unavailable:
             raise SessionStoreUnavailable(
                 "This session could not be read (Redis was unreachable), so it is not saved."
             )
         key = self.session_key
-        data = self._get_session(no_load=must_create)  # type: ignore[attr-defined]
+        data = yield from self._session_data(no_load=must_create)
         age = self.get_expiry_age()
         if age <= 0:
             # Expiry set in the past (set_expiry(-timedelta(...))): the session is already over,
             # so the save ends it -- data key and index entry -- instead of writing it.
-            self._delete_key(key)
+            yield from self._delete_key(key)
             self._envelope = None
             self._rotated_from = None
             return None
@@ -317,61 +346,52 @@ class SessionStore(SessionBase):
         envelope = Envelope(uid, device_id, created_ms, now, client_fp, self.encode(data).encode())
         backend = self._backend()
         options = get_options()
+        if not uid:
+            work = self._save_anonymous(backend, key, envelope, ttl_ms, must_create)
+        elif must_create or previous is None or previous.uid != uid:
+            work = self._save_new_member(backend, key, envelope, ttl_ms, must_create, options)
+        else:
+            work = self._save_known_member(backend, key, envelope, ttl_ms)
         try:
-            with redis_io(backend) as client:
-                if not uid:
-                    self._save_anonymous(client, backend, key, envelope, ttl_ms, must_create)
-                elif must_create or previous is None or previous.uid != uid:
-                    self._save_new_member(
-                        client, backend, key, envelope, ttl_ms, must_create, options
-                    )
-                else:
-                    self._save_known_member(client, backend, key, envelope, ttl_ms)
+            yield Io(backend, work)
         except OUTAGES as exc:
             raise SessionStoreUnavailable(
                 "Redis is unreachable; the session was not saved."
             ) from exc
         self._envelope = envelope
         self._rotated_from = None
-        self._send_pending_revocations()
+        yield from self._pending_revocation_signals()
         return None
 
-    def _set(
-        self, client: Any, backend: RedisCache, key: str, value: bytes, ttl_ms: int, create: bool
-    ) -> Any:
-        return client.set(data_key(backend, key), value, px=ttl_ms, nx=create, xx=not create)
+    def _set(self, backend: RedisCache, key: str, value: bytes, ttl_ms: int, create: bool) -> Call:
+        return call("set", data_key(backend, key), value, px=ttl_ms, nx=create, xx=not create)
 
     def _save_anonymous(
         self,
-        client: Any,
         backend: RedisCache,
         key: str,
         envelope: Envelope,
         ttl_ms: int,
         must_create: bool,
-    ) -> None:
+    ) -> Op[None]:
         previous = self._envelope
-
-        def build(pipe: Pipeline) -> None:
-            self._set(pipe, backend, key, envelope.dump(), ttl_ms, must_create)
-            if previous is not None and previous.uid:
-                # The user key was removed from the data without a flush: leave the index too.
-                keys = user_keys(backend, previous.uid)
-                script("session_user").queue(pipe, keys, ["revoke", "sids", key])
-
-        if not run_pipeline(client, build)[0]:
+        steps: list[Call | Lua] = [self._set(backend, key, envelope.dump(), ttl_ms, must_create)]
+        if previous is not None and previous.uid:
+            # The user key was removed from the data without a flush: leave the index too.
+            steps.append(user_script(user_keys(backend, previous.uid), revoke_sids_args([key])))
+        replies = yield Pipe(tuple(steps))
+        if not replies[0]:
             raise CreateError if must_create else UpdateError
 
     def _save_new_member(
         self,
-        client: Any,
         backend: RedisCache,
         key: str,
         envelope: Envelope,
         ttl_ms: int,
         must_create: bool,
         options: SessionOptions,
-    ) -> None:
+    ) -> Op[None]:
         """Login, rotation or creation of an authenticated session: two ordered round trips.
 
         A created key is written first (so a collision never lands in this user's index); an
@@ -391,68 +411,68 @@ class SessionStore(SessionBase):
             policy=options.device_limit_policy,
             rotated_from=self._rotated_from,
         )
-        if must_create and not self._set(client, backend, key, envelope.dump(), ttl_ms, True):
+        if must_create and not (yield self._set(backend, key, envelope.dump(), ttl_ms, True)):
             raise CreateError
-        status, _changed, *evicted = call_user(client, keys, argv)
+        status, _changed, *evicted = yield user_script(keys, argv)
         if status == DENIED:
             if must_create:
-                client.unlink(data_key(backend, key))
+                yield call("unlink", data_key(backend, key))
             raise DeviceLimitExceeded(
                 f"This account is already signed in on {options.device_limit} devices."
             )
         if status == ROTATION_REVOKED:
-            client.unlink(data_key(backend, key))
+            yield call("unlink", data_key(backend, key))
             self._session_cache = {}
             self._session_key = None
             self._envelope = None
             raise SessionInterrupted("The session was revoked while its key was being rotated.")
         if evicted:
             pairs = decode_pairs(evicted)
-            unlink_sessions(client, backend, [sid for sid, _ in pairs])
+            yield from unlink_names(backend, [sid for sid, _ in pairs])
             self._pending_revocations.extend((envelope.uid, device) for _, device in pairs)
-        if not must_create and not self._set(client, backend, key, envelope.dump(), ttl_ms, False):
+        if not must_create and not (yield self._set(backend, key, envelope.dump(), ttl_ms, False)):
             raise UpdateError
 
     def _save_known_member(
-        self, client: Any, backend: RedisCache, key: str, envelope: Envelope, ttl_ms: int
-    ) -> None:
+        self, backend: RedisCache, key: str, envelope: Envelope, ttl_ms: int
+    ) -> Op[None]:
         """The common case: one pipelined trip (refresh the index entry, SET XX the data)."""
         keys = user_keys(backend, envelope.uid)
         argv = index_args(
             key, ttl_ms, envelope.device_id, envelope.created_ms, self._client, existing_only=True
         )
-
-        def build(pipe: Pipeline) -> None:
-            script("session_user").queue(pipe, keys, argv)
-            self._set(pipe, backend, key, envelope.dump(), ttl_ms, False)
-
-        (status, *_), written = run_pipeline(client, build)
+        steps = (user_script(keys, argv), self._set(backend, key, envelope.dump(), ttl_ms, False))
+        (status, *_), written = yield Pipe(steps)
         if not written:
             raise UpdateError
         if status == ABSENT:
             # Live session missing from its index (evicted under memory pressure): re-add it.
             argv = index_args(key, ttl_ms, envelope.device_id, envelope.created_ms, self._client)
-            call_user(client, keys, argv)
+            yield user_script(keys, argv)
 
-    def _send_pending_revocations(self) -> None:
+    def _pending_revocation_signals(self) -> SessionOp[None]:
         """``session_revoked`` for sessions the device cap evicted, once the save succeeded."""
         pending, self._pending_revocations = self._pending_revocations, []
         for uid, device_id in pending:
-            signals.session_revoked.send(
+            yield Emit(
+                signals.session_revoked,
                 sender=type(self),
                 user_token=uid,
                 device_id=device_id or None,
                 reason="device_limit",
             )
 
-    async def asave(self, must_create: bool = False) -> None:
-        await sync_to_async(self.save, thread_sensitive=False)(must_create)
-
     # --- rotation, deletion ---------------------------------------------------------------------
 
     def cycle_key(self) -> None:
         """New key, same data and -- for an authenticated session -- the same device identity."""
-        data = self._session  # type: ignore[attr-defined]
+        drive(self._cycle_key())
+
+    async def acycle_key(self) -> None:
+        await adrive(self._cycle_key())
+
+    def _cycle_key(self) -> SessionOp[None]:
+        data = yield from self._session_data()
         old = self.session_key
         envelope = self._envelope
         same_user = (
@@ -462,7 +482,7 @@ class SessionStore(SessionBase):
         )
         self._rotated_from = old if same_user else None
         try:
-            self.create()
+            yield from self._create()
         finally:
             self._rotated_from = None
         self._session_cache = data
@@ -472,50 +492,44 @@ class SessionStore(SessionBase):
             # Its index entry was moved by the create above; only the data key is left.
             backend = self._backend()
             try:
-                with redis_io(backend) as client:
-                    client.unlink(data_key(backend, old))
+                yield Io(backend, call("unlink", data_key(backend, old)))
             except OUTAGES as exc:
                 raise SessionStoreUnavailable("Redis is unreachable during rotation.") from exc
         else:
-            self._delete_key(old)
-
-    async def acycle_key(self) -> None:
-        await sync_to_async(self.cycle_key, thread_sensitive=False)()
+            yield from self._delete_key(old)
 
     def end(self, session_key: str) -> Envelope | None:
         """Delete a session by key and say whose it was (for admin / internal revocation)."""
-        return self._delete_key(session_key)
+        return drive(self._delete_key(session_key))
 
     def delete(self, session_key: str | None = None) -> None:
+        drive(self._delete(session_key))
+
+    async def adelete(self, session_key: str | None = None) -> None:
+        await adrive(self._delete(session_key))
+
+    def _delete(self, session_key: str | None) -> SessionOp[None]:
         if session_key is None:
             if self.session_key is None:
                 return
             session_key = self.session_key
-        self._delete_key(session_key)
+        yield from self._delete_key(session_key)
         if session_key == self.session_key:
             self._envelope = None
 
-    def _delete_key(self, session_key: str) -> Envelope | None:
+    def _delete_key(self, session_key: str) -> SessionOp[Envelope | None]:
         """GETDEL the session, then drop it from its owner's index; returns what was deleted
         (None if nothing was there)."""
         if not is_session_key(session_key):
             return None
         backend = self._backend()
         try:
-            with redis_io(backend) as client:
-                raw = client.getdel(data_key(backend, session_key))
-                envelope = Envelope.parse(raw) if isinstance(raw, bytes) else None
-                if envelope is not None and envelope.uid:
-                    keys = user_keys(backend, envelope.uid)
-                    call_user(client, keys, ["revoke", "sids", session_key])
+            deleted: Envelope | None = yield Io(backend, _getdel_and_unindex(backend, session_key))
         except OUTAGES as exc:
             raise SessionStoreUnavailable(
                 "Redis is unreachable; the session was not deleted."
             ) from exc
-        return envelope
-
-    async def adelete(self, session_key: str | None = None) -> None:
-        await sync_to_async(self.delete, thread_sensitive=False)(session_key)
+        return deleted
 
     # --- activity -------------------------------------------------------------------------------
 
@@ -523,9 +537,16 @@ class SessionStore(SessionBase):
         """Slide the TTL and write last activity / IP / user agent, at most once per
         ``ACTIVITY_RESOLUTION`` (or at once when the client changed). One pipelined trip; the
         payload is not rewritten. Returns whether it wrote (so the cookie can slide too)."""
+        return drive(self._record_activity(ip, user_agent))
+
+    async def arecord_activity(self, ip: str, user_agent: str) -> bool:
+        return await adrive(self._record_activity(ip, user_agent))
+
+    def _record_activity(self, ip: str, user_agent: str) -> SessionOp[bool]:
         if self.session_key is None or self._unavailable:
             return False
-        data = self._session  # type: ignore[attr-defined]  # one GET if the request did not read the session already
+        # One GET if the request did not read the session already.
+        data = yield from self._session_data()
         envelope = self._envelope
         key = self.session_key
         if envelope is None or key is None or not envelope.uid:
@@ -545,20 +566,20 @@ class SessionStore(SessionBase):
         argv = index_args(
             key, ttl_ms, envelope.device_id, envelope.created_ms, self._client, existing_only=True
         )
+        activity = (f"{now:013d}", client_fp, ttl_ms)
+        trip = Pipe(
+            (
+                user_script(keys, argv),
+                Lua(script("session_activity"), (data_key(backend, key),), activity),
+            )
+        )
         try:
-            with redis_io(backend) as client:
-
-                def build(pipe: Pipeline) -> None:
-                    script("session_user").queue(pipe, keys, argv)
-                    activity = [f"{now:013d}", client_fp, ttl_ms]
-                    script("session_activity").queue(pipe, [data_key(backend, key)], activity)
-
-                (status, changed, *_), alive = run_pipeline(client, build)
-                if alive and status == ABSENT:
-                    argv = index_args(
-                        key, ttl_ms, envelope.device_id, envelope.created_ms, self._client
-                    )
-                    call_user(client, keys, argv)
+            (status, changed, *_), alive = yield Io(backend, trip)
+            if alive and status == ABSENT:
+                argv = index_args(
+                    key, ttl_ms, envelope.device_id, envelope.created_ms, self._client
+                )
+                yield Io(backend, user_script(keys, argv))
         except OUTAGES as exc:
             log_outage("session activity", exc)
             return False
@@ -566,8 +587,11 @@ class SessionStore(SessionBase):
             return False
         self._envelope = envelope.touched(now, client_fp)
         if changed:
-            signals.session_client_changed.send(
-                sender=type(self), user_token=envelope.uid, device_id=envelope.device_id
+            yield Emit(
+                signals.session_client_changed,
+                sender=type(self),
+                user_token=envelope.uid,
+                device_id=envelope.device_id,
             )
         return True
 
@@ -583,4 +607,19 @@ class SessionStore(SessionBase):
 
     @classmethod
     async def aclear_expired(cls) -> None:
-        await sync_to_async(cls.clear_expired, thread_sensitive=False)()
+        from django_rediskit.sessions.devices import aprune_indexes
+
+        await aprune_indexes()
+
+
+def _unlink_and_unindex(backend: RedisCache, key: str, uid: str) -> Op[None]:
+    yield call("unlink", data_key(backend, key))
+    yield user_script(user_keys(backend, uid), revoke_sids_args([key]))
+
+
+def _getdel_and_unindex(backend: RedisCache, session_key: str) -> Op[Envelope | None]:
+    raw = yield call("getdel", data_key(backend, session_key))
+    envelope = Envelope.parse(raw) if isinstance(raw, bytes) else None
+    if envelope is not None and envelope.uid:
+        yield user_script(user_keys(backend, envelope.uid), revoke_sids_args([session_key]))
+    return envelope

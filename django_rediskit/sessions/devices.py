@@ -12,27 +12,34 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from asgiref.sync import sync_to_async
 from django.http import HttpRequest
 
+from django_rediskit.cache.aio import arun
+from django_rediskit.cache.steps import Op, Pipe, run
+from django_rediskit.connection.aio import async_topology
+from django_rediskit.connection.policy import ashielded, shielded
 from django_rediskit.patterns import glob_escape
 from django_rediskit.sessions import signals
-from django_rediskit.sessions.envelope import DEVICE_ID_RE, is_session_key, user_token
+from django_rediskit.sessions.envelope import (
+    DEVICE_ID_RE,
+    is_session_key,
+    session_name,
+    user_token,
+)
+from django_rediskit.sessions.flow import Emit, Io, SessionOp, adrive, call, drive
 from django_rediskit.sessions.index import (
-    call_user,
-    data_key,
     decode_pairs,
-    redis_io,
+    name_key,
     session_backend,
-    unlink_sessions,
+    unlink_names,
     user_keys,
+    user_script,
 )
 from django_rediskit.sessions.useragent import read_client_field
 
 if TYPE_CHECKING:
     from django.contrib.auth.base_user import AbstractBaseUser
     from django.contrib.auth.models import AnonymousUser
-    from redis import Redis
 
     from django_rediskit.cache.backend import RedisCache
 
@@ -83,10 +90,11 @@ def _when(seconds: float) -> datetime:
     return datetime.fromtimestamp(min(max(seconds, 0.0), 253402300799.0), tz=timezone.utc)
 
 
-def _current_key(request: HttpRequest | None) -> str | None:
+def _current_name(request: HttpRequest | None) -> str | None:
+    """The index name of the request's session (what the index holds), if it has one."""
     session = getattr(request, "session", None)
     key = getattr(session, "session_key", None)
-    return key if is_session_key(key) else None
+    return session_name(key) if is_session_key(key) else None
 
 
 def _device(entry: bytes, client: bytes, current: bool) -> Device | None:
@@ -112,74 +120,108 @@ def _device(entry: bytes, client: bytes, current: bool) -> Device | None:
     )
 
 
-def _live_entries(client: Redis, backend: RedisCache, token: str) -> list[tuple[str, bytes, bytes]]:
-    """(sid, entry, client entry) of the user's sessions whose data key still exists; entries whose
-    data vanished early (eviction, a manual DEL) are pruned on the way."""
+def _live_entries(backend: RedisCache, token: str) -> Op[list[tuple[str, bytes, bytes]]]:
+    """(name, entry, client entry) of the user's sessions whose data key still exists; entries
+    whose data vanished early (eviction, a manual DEL) are pruned on the way. Two round trips
+    (three with dead entries)."""
     keys = user_keys(backend, token)
-    raw = call_user(client, keys, ["list"])
+    raw = yield user_script(keys, ["list"])
     entries = [(raw[i].decode(), raw[i + 1], raw[i + 2]) for i in range(0, len(raw), 3)]
     if not entries:
         return []
-    pipe = client.pipeline(transaction=False)
-    for sid, _, _ in entries:
-        pipe.exists(data_key(backend, sid))
-    alive = pipe.execute()
+    alive = yield Pipe(tuple(call("exists", name_key(backend, sid)) for sid, _, _ in entries))
     dead = [sid for (sid, _, _), ok in zip(entries, alive, strict=True) if not ok]
     if dead:
-        call_user(client, keys, ["revoke", "sids", *dead])
+        yield user_script(keys, ["revoke", "sids", *dead])
     return [entry for entry, ok in zip(entries, alive, strict=True) if ok]
 
 
-def list_devices(user: AnyUser, *, request: HttpRequest | None = None) -> list[Device]:
-    """The user's live devices, most recently active first; ``request`` marks the current one."""
+def _list_devices(user: AnyUser, request: HttpRequest | None) -> SessionOp[list[Device]]:
     token = user_token_of(user)
     if not token:
         return []
-    current = _current_key(request)
+    current = _current_name(request)
     backend = session_backend()
-    with redis_io(backend) as client:
-        entries = _live_entries(client, backend, token)
+    entries = yield Io(backend, _live_entries(backend, token))
     devices = [_device(entry, client, sid == current) for sid, entry, client in entries]
     found = [device for device in devices if device is not None]
     return sorted(found, key=lambda device: device.last_activity, reverse=True)
 
 
-def count_devices(user: AnyUser) -> int:
+def _count_devices(user: AnyUser) -> SessionOp[int]:
     token = user_token_of(user)
     if not token:
         return 0
     backend = session_backend()
-    with redis_io(backend) as client:
-        return len(_live_entries(client, backend, token))
+    return len((yield Io(backend, _live_entries(backend, token))))
 
 
-def _revoke(token: str, argv: list[Any], reason: str) -> list[str]:
+def _revoke_entries(backend: RedisCache, token: str, argv: list[Any]) -> Op[list[tuple[str, str]]]:
+    pairs = decode_pairs((yield user_script(user_keys(backend, token), ["revoke", *argv])))
+    yield from unlink_names(backend, [sid for sid, _ in pairs])
+    return pairs
+
+
+def _revoke(token: str, argv: list[Any], reason: str) -> SessionOp[list[str]]:
     backend = session_backend()
-    with redis_io(backend) as client:
-        pairs = decode_pairs(call_user(client, user_keys(backend, token), ["revoke", *argv]))
-        unlink_sessions(client, backend, [sid for sid, _ in pairs])
+    pairs = yield Io(backend, _revoke_entries(backend, token, argv))
     for _, device_id in pairs:
-        signals.session_revoked.send(
-            sender=Device, user_token=token, device_id=device_id or None, reason=reason
+        yield Emit(
+            signals.session_revoked,
+            sender=Device,
+            user_token=token,
+            device_id=device_id or None,
+            reason=reason,
         )
     return [device_id for _, device_id in pairs]
 
 
-def revoke(user: AnyUser, device_id: str, *, reason: str = "user") -> bool:
-    """End one of ``user``'s devices; False if ``device_id`` is not one of *theirs*."""
+def _revoke_device(user: AnyUser, device_id: str, reason: str) -> SessionOp[bool]:
     token = user_token_of(user)
     if not token or not isinstance(device_id, str) or not DEVICE_ID_RE.match(device_id):
         return False
-    return bool(_revoke(token, ["device", device_id], reason))
+    return bool((yield from _revoke(token, ["device", device_id], reason)))
+
+
+def _revoke_others(user: Any, request: HttpRequest, reason: str) -> SessionOp[int]:
+    token = user_token_of(user)
+    current = _current_name(request)
+    if not token:
+        return 0
+    return len((yield from _revoke(token, ["others", current or ""], reason)))
+
+
+def _revoke_all(user: AnyUser, reason: str, keep: str | None) -> SessionOp[int]:
+    token = user_token_of(user)
+    if not token:
+        return 0
+    kept = session_name(keep) if is_session_key(keep) else ""
+    total = 0
+    for _ in range(REVOKE_ALL_PASSES):
+        removed = yield from _revoke(token, ["others" if kept else "all", kept], reason)
+        total += len(removed)
+        if not removed:
+            break
+    return total
+
+
+def list_devices(user: AnyUser, *, request: HttpRequest | None = None) -> list[Device]:
+    """The user's live devices, most recently active first; ``request`` marks the current one."""
+    return drive(_list_devices(user, request))
+
+
+def count_devices(user: AnyUser) -> int:
+    return drive(_count_devices(user))
+
+
+def revoke(user: AnyUser, device_id: str, *, reason: str = "user") -> bool:
+    """End one of ``user``'s devices; False if ``device_id`` is not one of *theirs*."""
+    return drive(_revoke_device(user, device_id, reason))
 
 
 def revoke_others(request: HttpRequest, *, reason: str = "others") -> int:
     """End every session of the request's user except the request's own; returns how many."""
-    token = user_token_of(getattr(request, "user", None))
-    current = _current_key(request)
-    if not token:
-        return 0
-    return len(_revoke(token, ["others", current or ""], reason))
+    return drive(_revoke_others(getattr(request, "user", None), request, reason))
 
 
 def revoke_all(user: AnyUser, *, reason: str = "all", keep: str | None = None) -> int:
@@ -189,16 +231,7 @@ def revoke_all(user: AnyUser, *, reason: str = "all", keep: str | None = None) -
     while a concurrent login keeps adding (at most ``REVOKE_ALL_PASSES``). A save racing this
     cannot bring a session back: saves are ``SET XX`` and rotations re-check the index.
     """
-    token = user_token_of(user)
-    if not token:
-        return 0
-    total = 0
-    for _ in range(REVOKE_ALL_PASSES):
-        removed = _revoke(token, ["others" if keep else "all", keep or ""], reason)
-        total += len(removed)
-        if not removed:
-            break
-    return total
+    return drive(_revoke_all(user, reason, keep))
 
 
 def revoke_session(session_key: str, *, reason: str = "admin") -> bool:
@@ -216,38 +249,67 @@ def revoke_session(session_key: str, *, reason: str = "admin") -> bool:
     return True
 
 
+def _index_token(key: bytes | str) -> str:
+    text = key.decode() if isinstance(key, bytes) else str(key)
+    return text[text.index("{") + 1 : text.rindex("}")]
+
+
+def _index_pattern(backend: RedisCache) -> str:
+    return f"{glob_escape(backend.feature_key('users'))}:*:m"
+
+
 def prune_indexes(time_budget: float = PRUNE_TIME_BUDGET) -> int:
     """Prune every user index with a bounded SCAN; returns how many indexes were visited."""
     backend = session_backend()
-    pattern = f"{glob_escape(backend.feature_key('users'))}:*:m"
     deadline = time.monotonic() + time_budget
     visited = 0
-    with redis_io(backend) as client:
-        for key in client.scan_iter(match=pattern, count=PRUNE_SCAN_COUNT):
-            text = key.decode() if isinstance(key, bytes) else str(key)
-            token = text[text.index("{") + 1 : text.rindex("}")]
-            _live_entries(client, backend, token)
+    with shielded(backend.breaker):
+        client = backend.topology.client(write=True)
+        for key in client.scan_iter(match=_index_pattern(backend), count=PRUNE_SCAN_COUNT):
+            run(_live_entries(backend, _index_token(key)), backend.topology)
             visited += 1
             if time.monotonic() > deadline:
                 break
     return visited
 
 
+# --- async twins: the same operations, driven on the running loop's redis.asyncio clients ------
+
+
 async def alist_devices(user: AnyUser, *, request: HttpRequest | None = None) -> list[Device]:
-    return await sync_to_async(list_devices, thread_sensitive=False)(user, request=request)
+    return await adrive(_list_devices(user, request))
 
 
 async def acount_devices(user: AnyUser) -> int:
-    return await sync_to_async(count_devices, thread_sensitive=False)(user)
+    return await adrive(_count_devices(user))
 
 
 async def arevoke(user: AnyUser, device_id: str, *, reason: str = "user") -> bool:
-    return await sync_to_async(revoke, thread_sensitive=False)(user, device_id, reason=reason)
+    return await adrive(_revoke_device(user, device_id, reason))
 
 
 async def arevoke_others(request: HttpRequest, *, reason: str = "others") -> int:
-    return await sync_to_async(revoke_others, thread_sensitive=False)(request, reason=reason)
+    """As :func:`revoke_others`; the user comes from ``request.auser()`` when the auth middleware
+    set it (``request.user`` would query the database on the event loop)."""
+    auser = getattr(request, "auser", None)
+    user = await auser() if auser is not None else getattr(request, "user", None)
+    return await adrive(_revoke_others(user, request, reason))
 
 
 async def arevoke_all(user: AnyUser, *, reason: str = "all", keep: str | None = None) -> int:
-    return await sync_to_async(revoke_all, thread_sensitive=False)(user, reason=reason, keep=keep)
+    return await adrive(_revoke_all(user, reason, keep))
+
+
+async def aprune_indexes(time_budget: float = PRUNE_TIME_BUDGET) -> int:
+    """:func:`prune_indexes` on the running loop (SCAN on every primary)."""
+    backend = session_backend()
+    topology = async_topology(backend.topology)
+    deadline = time.monotonic() + time_budget
+    visited = 0
+    async with ashielded(backend.breaker):
+        async for key in topology.scan_iter(_index_pattern(backend), PRUNE_SCAN_COUNT):
+            await arun(_live_entries(backend, _index_token(key)), topology)
+            visited += 1
+            if time.monotonic() > deadline:
+                break
+    return visited

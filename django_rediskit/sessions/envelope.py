@@ -17,12 +17,20 @@ import re
 import secrets
 import time
 from dataclasses import dataclass, replace
-from typing import Final
+from typing import Final, TypeGuard
+from urllib.parse import quote, unquote_to_bytes
 
 MAGIC: Final = b"R1"
 NO_FINGERPRINT: Final = "0" * 8
-#: Django's own generator (32 chars of [a-z0-9]); anything else is refused before a key is built.
+#: What Django's own generator makes (32 chars of [a-z0-9]): such keys name their Redis key as
+#: they are. Any other key Django accepts is escaped first (see :func:`session_name`).
 SESSION_KEY_RE: Final = re.compile(r"\A[a-z0-9]{32}\Z")
+#: Django's ``SessionBase._validate_session_key``: a key of at least 8 characters.
+MIN_SESSION_KEY_LENGTH: Final = 8
+#: First character of an escaped name; never in a generated key, so the two kinds cannot meet.
+ESCAPED_MARK: Final = "~"
+_DIGEST_CHARS: Final = 5
+_ESCAPED_RE: Final = re.compile(r"\A~[0-9a-f]{5}[A-Za-z0-9_.~%-]*\Z")
 DEVICE_ID_RE: Final = re.compile(r"\A[A-Za-z0-9_-]{22}\Z")
 _USER_TOKEN_RE: Final = re.compile(r"\A[A-Za-z0-9_.@-]{1,64}\Z")
 _HEADER_LEN: Final = 2 + 13 + 8
@@ -33,8 +41,52 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def is_session_key(value: object) -> bool:
-    return isinstance(value, str) and SESSION_KEY_RE.match(value) is not None
+def is_session_key(value: object) -> TypeGuard[str]:
+    """What Django's ``_validate_session_key`` accepts (a string of 8+ characters), minus
+    non-strings: a key is never refused for its characters, it is escaped where it meets Redis."""
+    return isinstance(value, str) and len(value) >= MIN_SESSION_KEY_LENGTH
+
+
+def session_name(session_key: str) -> str:
+    """The session's name in Redis: its data key's last part and its field in the user index.
+
+    An injective function of the key, so two sessions can never share storage:
+
+    * a key Django generated (``[a-z0-9]{32}``) is its own name, as it always was (no migration);
+    * any other key becomes ``~`` + 5 hex digits of its digest + its UTF-8 bytes
+      percent-escaped (only ``A-Z a-z 0-9 _ . - ~`` stay as they are). The ``~`` keeps escaped
+      names apart from generated ones; percent-escaping is reversible, so distinct keys get
+      distinct names. No glob metacharacter, ``{``/``}`` hash tag, ``:``, space or ``#`` survives,
+      so a name can neither widen a SCAN pattern, move the key to a chosen cluster slot, nor pass
+      for a ``#`` client field of the index. The digest comes first because the index names a
+      session's client field after the first 6 characters of its name
+      (``lua/session_user.lua``): keys sharing a prefix still get distinct client fields.
+
+    The input is always a session key, never a name: a name passed back in is escaped again
+    (it starts with ``~``), so knowing a name never opens the session it names.
+    """
+    if SESSION_KEY_RE.match(session_key):
+        return session_key
+    raw = session_key.encode("utf-8", "surrogatepass")  # every str, lone surrogates included
+    digest = hashlib.blake2b(raw, digest_size=4).hexdigest()[:_DIGEST_CHARS]
+    return ESCAPED_MARK + digest + quote(raw, safe="")
+
+
+def session_key_of_name(name: str) -> str | None:
+    """The session key whose :func:`session_name` is ``name``, or None if ``name`` is not one
+    (for tools that start from a Redis key, such as the admin inspector)."""
+    if SESSION_KEY_RE.match(name):
+        return name
+    if not _ESCAPED_RE.match(name):
+        return None
+    try:
+        key = unquote_to_bytes(name[1 + _DIGEST_CHARS :]).decode("utf-8", "surrogatepass")
+    except UnicodeDecodeError:
+        return None
+    # Only the one canonical spelling names a session (no second form of the same key).
+    if not is_session_key(key) or session_name(key) != name:
+        return None
+    return key
 
 
 def new_device_id() -> str:

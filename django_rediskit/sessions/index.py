@@ -1,8 +1,10 @@
 """Redis access shared by the engine and the device API: keys, the outage guard, index calls.
 
 Key layout (``P`` = the alias's KEY_PREFIX; the namespace tokens come from ``conf.NAMESPACES``):
-``P:s:<sid>`` session envelope; ``P:u:{<user>}:m`` one HASH of compact device entries (expiry,
-device id, times, IP, client) that stays listpack-encoded, see ``lua/session_user.lua``.
+``P:s:<name>`` session envelope, ``<name>`` being ``envelope.session_name(<session key>)`` (the
+key itself for keys Django generates, an escaped form for any other); ``P:u:{<user>}:m`` one HASH
+of compact device entries (expiry, device id, times, IP, client), one per session name, that stays
+listpack-encoded, see ``lua/session_user.lua``.
 ``P:u:{<user>}:z`` is the first layout's ZSET, only read to convert it (lazy upgrade). Both user
 keys share a hash tag, so the ``session_user`` script is atomic on a cluster too; the session keys
 live in other slots and are only ever touched by single-key commands.
@@ -15,9 +17,12 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Final
 
+from django_rediskit.cache.steps import Lua, Op, Pipe
 from django_rediskit.connection import backend_for_alias
 from django_rediskit.connection.policy import RedisUnavailable, shielded
 from django_rediskit.lua import script
+from django_rediskit.sessions.envelope import session_name
+from django_rediskit.sessions.flow import call
 from django_rediskit.sessions.options import get_options
 from django_rediskit.sessions.useragent import client_field
 
@@ -52,7 +57,14 @@ def session_backend() -> RedisCache:
 
 
 def data_key(backend: RedisCache, session_key: str) -> str:
-    return backend.feature_key("sessions", session_key)
+    """The data key of a session key (always escaped through ``session_name``: a name handed
+    in as if it were a key is escaped again, so it never reaches the session it names)."""
+    return name_key(backend, session_name(session_key))
+
+
+def name_key(backend: RedisCache, name: str) -> str:
+    """The data key of a session *name*, as the user index holds it (never a client's input)."""
+    return backend.feature_key("sessions", name)
 
 
 def user_keys(backend: RedisCache, token: str) -> list[str]:
@@ -83,11 +95,12 @@ def index_args(
     existing_only: bool = False,
     rotated_from: str | None = None,
 ) -> list[Any]:
-    """ARGV of the ``index`` operation; the client is stored compactly (``client_field``)."""
+    """ARGV of the ``index`` operation, naming sessions by ``session_name``; the client is
+    stored compactly (``client_field``)."""
     ip, agent = client or ("", "")
     return [
         "index",
-        session_key,
+        session_name(session_key),
         max(1, ttl_ms),
         device_id,
         created_ms,
@@ -96,25 +109,29 @@ def index_args(
         cap or 0,
         policy,
         "1" if existing_only else "0",
-        rotated_from or "",
+        session_name(rotated_from) if rotated_from else "",
     ]
 
 
-def call_user(client: Redis, keys: list[str], argv: Sequence[Any]) -> Any:
-    """Run lua/session_user.lua on one user's keys."""
-    return script("session_user")(keys=keys, args=list(argv), client=client)
+def revoke_sids_args(session_keys: Sequence[str]) -> list[str]:
+    """ARGV of the ``revoke sids`` operation for these session keys."""
+    return ["revoke", "sids", *(session_name(key) for key in session_keys)]
+
+
+def user_script(keys: list[str], argv: Sequence[Any]) -> Lua:
+    """lua/session_user.lua on one user's keys, as a step (``flow.Io``)."""
+    return Lua(script("session_user"), tuple(keys), tuple(argv))
 
 
 def decode_pairs(raw: Iterable[Any]) -> list[tuple[str, str]]:
-    """``[sid, did, sid, did...]`` from the revoke operation as text pairs."""
+    """``[name, did, name, did...]`` from the revoke operation as text pairs."""
     items = [item.decode() if isinstance(item, bytes) else str(item) for item in raw]
     return list(zip(items[0::2], items[1::2], strict=True))
 
 
-def unlink_sessions(client: Redis, backend: RedisCache, session_keys: Sequence[str]) -> None:
-    """UNLINK session keys in bounded pipelines (each key its own slot on a cluster)."""
-    for start in range(0, len(session_keys), UNLINK_BATCH):
-        pipe = client.pipeline(transaction=False)
-        for key in session_keys[start : start + UNLINK_BATCH]:
-            pipe.unlink(data_key(backend, key))
-        pipe.execute()
+def unlink_names(backend: RedisCache, names: Sequence[str]) -> Op[None]:
+    """UNLINK sessions by the names the index returned, in bounded pipelines (each key its own
+    slot on a cluster)."""
+    for start in range(0, len(names), UNLINK_BATCH):
+        batch = names[start : start + UNLINK_BATCH]
+        yield Pipe(tuple(call("unlink", name_key(backend, name)) for name in batch))

@@ -40,6 +40,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from django_rediskit import lua
 from django_rediskit.conf import get_section, get_setting
+from django_rediskit.connection.aio import async_topology
 from django_rediskit.connection.policy import (
     CircuitBreaker,
     ThrottledLog,
@@ -47,6 +48,7 @@ from django_rediskit.connection.policy import (
     record_answer,
     record_outage,
 )
+from django_rediskit.metrics import events as metrics
 from django_rediskit.throttling.rates import Rate, parse_rates
 from django_rediskit.throttling.signals import throttle_backend_failure
 
@@ -170,6 +172,8 @@ class _Channel:
     """What the throttles of one alias share in a process: client, breaker, log, key prefix."""
 
     backend: RedisCache
+    #: the throttles' sibling of the alias's topology (short timeouts, no retries)
+    topology: Topology
     client: Redis
     breaker: CircuitBreaker
     log: ThrottledLog
@@ -235,17 +239,26 @@ def _channel(alias: str) -> _Channel:
     return channel
 
 
+@functools.cache
+def _fast_topology(base: Topology, socket_timeout: float, connect_timeout: float) -> Topology:
+    """The throttles' sibling of an alias's topology, one per process and configuration: the
+    async pools (``connection/aio.py``) are keyed by the sync topology's identity, which must
+    therefore live as long as the process, as the alias's own topology does."""
+    return base.with_timeouts(socket_timeout, connect_timeout)
+
+
 def _build_channel(alias: str) -> _Channel:
     from django_rediskit.connection import backend_for_alias
 
     conf = throttle_settings()
     backend = backend_for_alias(alias)
     # Its own pools (short timeouts, no retries); the alias's breaker and log.
-    topology: Topology = backend.topology.with_timeouts(
-        float(conf["SOCKET_TIMEOUT"]), float(conf["SOCKET_CONNECT_TIMEOUT"])
+    topology = _fast_topology(
+        backend.topology, float(conf["SOCKET_TIMEOUT"]), float(conf["SOCKET_CONNECT_TIMEOUT"])
     )
     return _Channel(
         backend=backend,
+        topology=topology,
         client=topology.client(write=True),
         breaker=backend.breaker,
         log=backend.outage_log,
@@ -319,11 +332,23 @@ class RateLimiter:
 
         ``now`` (seconds) replaces the Redis server's clock; leave it None in production.
         """
-        return self._decide(scope, ident, cost, now, consume=True)
+        return metrics.throttle_decision(scope, self._decide(scope, ident, cost, now, consume=True))
+
+    async def ahit(
+        self, scope: str, ident: str, *, cost: int = 1, now: float | None = None
+    ) -> Decision:
+        """:meth:`hit` on the running event loop (``redis.asyncio``, no thread)."""
+        return await self._adecide(scope, ident, cost, now, consume=True)
 
     def peek(self, scope: str, ident: str, *, cost: int = 1, now: float | None = None) -> Decision:
         """What ``hit`` would decide, without consuming anything."""
         return self._decide(scope, ident, cost, now, consume=False)
+
+    async def apeek(
+        self, scope: str, ident: str, *, cost: int = 1, now: float | None = None
+    ) -> Decision:
+        """:meth:`peek` on the running event loop."""
+        return await self._adecide(scope, ident, cost, now, consume=False)
 
     def reset(self, scope: str, ident: str) -> int:
         """Forget the identity's history for this limiter's rates; returns the keys deleted.
@@ -358,9 +383,10 @@ class RateLimiter:
             args += (rate.limit, rate.window_us, _jitter(key, rate.window_us))
         return args
 
-    def _decide(
-        self, scope: str, ident: str, cost: int, now: float | None, *, consume: bool
-    ) -> Decision:
+    def _request(
+        self, scope: str, ident: str, cost: int, now: float | None, consume: bool
+    ) -> tuple[_Channel, list[str], tuple[Any, ...]]:
+        """What one decision sends (the same for the sync and the async call)."""
         if isinstance(cost, bool) or not isinstance(cost, int) or not 1 <= cost <= self._max_cost:
             raise ValueError(f"cost must be an integer from 1 to {self._max_cost}, not {cost!r}.")
         channel = _channel(self.alias)
@@ -372,26 +398,56 @@ class RateLimiter:
             self._option,
             *self._rate_args(keys),
         )
+        return channel, keys, args
+
+    def _decide(
+        self, scope: str, ident: str, cost: int, now: float | None, *, consume: bool
+    ) -> Decision:
+        channel, keys, args = self._request(scope, ident, cost, now, consume)
         try:
             channel.breaker.before_call()
-            decision = self._parse(_run(self._script, channel, keys, args))
-        except AuthenticationError:
-            record_answer(channel.breaker)
-            raise  # configuration, not data: every feature raises it
+            reply = _run(self._script, channel, keys, args)
+        except Exception as exc:
+            return self._failed(channel, scope, exc)
+        return self._decided(channel, scope, reply)
+
+    async def _adecide(
+        self, scope: str, ident: str, cost: int, now: float | None, *, consume: bool
+    ) -> Decision:
+        channel, keys, args = self._request(scope, ident, cost, now, consume)
+        try:
+            channel.breaker.before_call()
+            client = async_topology(channel.topology).client(write=True)
+            reply = await self._script.acall(keys, args, client)
+        except Exception as exc:
+            return self._failed(channel, scope, exc)
+        return self._decided(channel, scope, reply)
+
+    def _decided(self, channel: _Channel, scope: str, reply: Any) -> Decision:
+        """The script's reply as a Decision (a malformed one gets the failure policy)."""
+        try:
+            decision = self._parse(reply)
         except _ANSWERED_WRONGLY as exc:
+            return self._failed(channel, scope, exc)
+        channel.breaker.record_success()
+        return decision
+
+    def _failed(self, channel: _Channel, scope: str, exc: Exception) -> Decision:
+        """Classify a decision's error: raise bugs, give outages the fail-open/closed decision."""
+        if isinstance(exc, AuthenticationError):
+            record_answer(channel.breaker)
+            raise exc  # configuration, not data: every feature raises it
+        if isinstance(exc, _ANSWERED_WRONGLY):
             # Foreign data in a throttle key (WRONGTYPE), a malformed reply: Redis answered, so
             # the breaker is not involved; the request still gets the fail policy, not a 500.
             record_answer(channel.breaker, exc)
             return self._on_failure(channel, scope, exc)
-        except Exception as exc:
-            cause = outage_of(exc)
-            if cause is None:
-                record_answer(channel.breaker, exc)
-                raise
-            record_outage(channel.breaker, cause)
-            return self._on_failure(channel, scope, cause)
-        channel.breaker.record_success()
-        return decision
+        cause = outage_of(exc)
+        if cause is None:
+            record_answer(channel.breaker, exc)
+            raise exc
+        record_outage(channel.breaker, cause)
+        return self._on_failure(channel, scope, cause)
 
     def _parse(self, reply: Any) -> Decision:
         """Turn the script's integers into a Decision, checking their shape (never trust Redis)."""

@@ -15,6 +15,7 @@ import re
 from collections.abc import Callable, Collection
 from typing import Any, TypeVar, cast
 
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 
@@ -49,7 +50,18 @@ def client_ip(request: HttpRequest) -> str:
 
 
 def user_or_ip(request: HttpRequest) -> str:
-    user = getattr(request, "user", None)
+    return _user_or_ip(request, getattr(request, "user", None))
+
+
+async def auser_or_ip(request: HttpRequest) -> str:
+    """:func:`user_or_ip` for async views: the user comes from ``request.auser()`` (reading the
+    lazy ``request.user`` on the event loop would load it synchronously)."""
+    auser = getattr(request, "auser", None)
+    user = await auser() if auser is not None else getattr(request, "user", None)
+    return _user_or_ip(request, user)
+
+
+def _user_or_ip(request: HttpRequest, user: Any) -> str:
     if user is not None and user.is_authenticated:
         return f"user:{user.pk}"
     return f"ip:{client_ip(request)}"
@@ -60,6 +72,8 @@ def ip(request: HttpRequest) -> str:
 
 
 KEYS: dict[str, KeyFunc] = {"ip": ip, "user_or_ip": user_or_ip}
+#: The same keys for async views (a key that needs no I/O is shared).
+AKEYS: dict[str, Callable[[HttpRequest], Any]] = {"ip": ip, "user_or_ip": auser_or_ip}
 
 
 def record_decision(request: HttpRequest, scope: str, decision: Decision) -> None:
@@ -108,7 +122,17 @@ def check(
     request: HttpRequest, limiter: RateLimiter, scope: str, ident: str, *, cost: int = 1
 ) -> HttpResponse | None:
     """Decide on a request; the 429/503 response to send if it is rejected, else None."""
-    decision = limiter.hit(scope, ident, cost=cost)
+    return _rejection(request, scope, limiter.hit(scope, ident, cost=cost))
+
+
+async def acheck(
+    request: HttpRequest, limiter: RateLimiter, scope: str, ident: str, *, cost: int = 1
+) -> HttpResponse | None:
+    """:func:`check` on the running event loop (``RateLimiter.ahit``)."""
+    return _rejection(request, scope, await limiter.ahit(scope, ident, cost=cost))
+
+
+def _rejection(request: HttpRequest, scope: str, decision: Decision) -> HttpResponse | None:
     record_decision(request, scope, decision)
     if decision.allowed:
         return None
@@ -133,7 +157,8 @@ def ratelimit(
     ``key`` is ``"ip"``, ``"user_or_ip"`` or a callable of the request returning the identity
     (None: not limited). ``scope`` names the limit (default: the view's dotted path); views that
     share a scope share a budget. ``method`` limits only those HTTP methods. With ``block=False``
-    the view runs anyway and sees ``request.limited``.
+    the view runs anyway and sees ``request.limited``. On an ``async def`` view the decision is
+    made on the event loop (``RateLimiter.ahit``); ``key`` may then be an ``async def`` too.
     """
     rates = parse_rates(rate)  # a bad rate fails at import, not at the first request
     if isinstance(key, str) and key not in KEYS:
@@ -142,23 +167,47 @@ def ratelimit(
     methods = None if method is None else {m.upper() for m in method}
 
     def decorate(view: View) -> View:
-        if inspect.iscoroutinefunction(view):
-            raise TypeError(
-                f"@ratelimit does not support async views yet ({view.__qualname__}): the "
-                "decision would block the event loop."
-            )
         name = scope or f"{view.__module__}.{view.__qualname__}"
+
+        def applies(request: HttpRequest) -> bool:
+            request.limited = False  # type: ignore[attr-defined]
+            return methods is None or request.method in methods
+
+        def admitted(request: HttpRequest, rejection: HttpResponse | None) -> bool:
+            request.limited = rejection is not None  # type: ignore[attr-defined]
+            return rejection is None or not block
+
+        if inspect.iscoroutinefunction(view):
+            # Decided on the event loop (RateLimiter.ahit); a key function may be sync (it
+            # then runs on the loop: it must not block) or ``async def``.
+            akey = AKEYS[key] if isinstance(key, str) else key
+
+            @functools.wraps(view)
+            async def async_wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+                if applies(request):
+                    ident = akey(request)
+                    if inspect.isawaitable(ident):
+                        ident = await ident
+                    if ident is not None:
+                        limiter = shared_limiter(rates, algorithm, None, fail_open)
+                        rejection = await acheck(request, limiter, name, ident, cost=cost)
+                        if not admitted(request, rejection):
+                            return rejection
+                response = await view(request, *args, **kwargs)
+                add_headers(request, response)
+                return response
+
+            return cast(View, async_wrapper)
 
         @functools.wraps(view)
         def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
-            request.limited = False  # type: ignore[attr-defined]
-            ident = key_func(request) if methods is None or request.method in methods else None
-            if ident is not None:
-                limiter = shared_limiter(rates, algorithm, None, fail_open)
-                rejection = check(request, limiter, name, ident, cost=cost)
-                request.limited = rejection is not None  # type: ignore[attr-defined]
-                if rejection is not None and block:
-                    return rejection
+            if applies(request):
+                ident = key_func(request)
+                if ident is not None:
+                    limiter = shared_limiter(rates, algorithm, None, fail_open)
+                    rejection = check(request, limiter, name, ident, cost=cost)
+                    if not admitted(request, rejection):
+                        return cast(HttpResponse, rejection)
             response = view(request, *args, **kwargs)
             add_headers(request, response)
             return response
@@ -170,14 +219,25 @@ def ratelimit(
 
 class RateLimitMiddleware:
     """Adds the RateLimit headers of every limit checked during a request (DRF's included) and,
-    with ``REDISKIT["THROTTLE"]["MIDDLEWARE_RATE"]``, applies a site-wide limit per user or IP."""
+    with ``REDISKIT["THROTTLE"]["MIDDLEWARE_RATE"]``, applies a site-wide limit per user or IP.
+
+    Sync and async capable: under ASGI with an async chain it decides on the event loop
+    (``RateLimiter.ahit``, the user from ``request.auser()``), with no thread per request.
+    """
 
     scope = "site"
+    sync_capable = True
+    async_capable = True
 
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]) -> None:
+    def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
         self.get_response = get_response
+        self.is_async = iscoroutinefunction(get_response)
+        if self.is_async:
+            markcoroutinefunction(self)
 
-    def __call__(self, request: HttpRequest) -> HttpResponseBase:
+    def __call__(self, request: HttpRequest) -> Any:
+        if self.is_async:
+            return self.__acall__(request)
         rate = throttle_settings()["MIDDLEWARE_RATE"]
         if rate:
             rejection = check(request, shared_limiter(rate), self.scope, user_or_ip(request))
@@ -186,3 +246,14 @@ class RateLimitMiddleware:
         response = self.get_response(request)
         add_headers(request, response)
         return response
+
+    async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
+        rate = throttle_settings()["MIDDLEWARE_RATE"]
+        if rate:
+            ident = await auser_or_ip(request)
+            rejection = await acheck(request, shared_limiter(rate), self.scope, ident)
+            if rejection is not None:
+                return rejection
+        response = await self.get_response(request)
+        add_headers(request, response)
+        return response  # type: ignore[no-any-return]

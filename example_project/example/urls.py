@@ -1,5 +1,7 @@
+from django.conf import settings
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
+from django.views.static import serve
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -13,3 +15,10 @@ urlpatterns += [
     path("account/", include("django_rediskit.sessions.urls")),
     path("api/", include("django_rediskit.sessions.drf")),
 ]
+
+if not settings.DEBUG:
+    # `make serve` (DEBUG=0) serves the collected static files itself: a demo has no CDN or
+    # front web server. A real deployment serves STATIC_ROOT from one of those instead.
+    urlpatterns += [
+        re_path(r"^static/(?P<path>.*)$", serve, {"document_root": settings.STATIC_ROOT})
+    ]

@@ -107,7 +107,7 @@ def test_list_commands() -> None:
     assert cache.brpop("l", timeout=0.1) is None
 
 
-def test_inherited_set_and_sorted_set_commands() -> None:
+def test_set_and_sorted_set_commands() -> None:
     assert cache.sadd("s", "a", "b") == 2
     assert cache.smembers("s") == {"a", "b"}
     assert cache.sismember("s", "a")
@@ -164,7 +164,15 @@ def test_stats_count_hits_and_misses(make_cache: MakeCache) -> None:
     counted.get("x")
     counted.get("y")
     counted.get_many(["x", "y", "z"])
-    assert counted.stats.as_dict() == {"hits": 2, "misses": 3, "errors": 0, "hit_ratio": 0.4}
+    assert counted.stats.as_dict() == {
+        "hits": 2,
+        "misses": 3,
+        "stale": 0,
+        "errors": 0,
+        "hit_ratio": 0.4,
+    }
+    by_op = {op: (s.hits, s.misses) for op, s in counted.stats.ops.items()}
+    assert by_op == {"get": (1, 1), "get_many": (1, 2), "get_or_set": (0, 0)}
 
 
 def test_every_public_method_is_guarded() -> None:

@@ -203,20 +203,29 @@ def test_incr_on_a_tagged_key_is_a_clear_error() -> None:
 
 def test_header_overhead_within_budget() -> None:
     """≤ 12 B + Σ(len(tag) + 1) per entry: exactly in stored bytes, and in MEMORY USAGE a tagged
-    entry never costs more than an untagged one that is ``budget`` bytes longer (allocator size
-    classes make raw MEMORY USAGE deltas jump, so compare like with like)."""
+    entry never costs more than an untagged one that is ``budget`` bytes longer.
+
+    Like is compared with like: the same key name (Valkey 8.1 counts the key's place in its hash
+    table), and the tagged entry as rewritten under existing tags, a lone SET. The write that
+    first creates or extends the tags' version keys sends its SET in one batch with theirs, and
+    Valkey 8.1 may then keep the value in a larger allocation than a lone SET of the same bytes
+    would (seen: 256 B against 240 B for 167 stored bytes) — the server's buffers, not the format.
+    """
     client = raw_client()
     tags = ["product:1", "category:33", "m:shop.product"]
     budget = 12 + sum(len(tag) + 1 for tag in tags)
+    probe = cache.make_key("probe")
     for size in range(0, 150, 3):
         value = "x" * (20 + size)
-        cache.set("plain1", value, 60)  # all three keys have the same length
-        cache.set("padded", value + "y" * budget, 60)
-        cache.set("tagged", value, 60, tags=tags)
-        plain, padded, tagged = (cache.make_key(k) for k in ("plain1", "padded", "tagged"))
-        assert client.strlen(tagged) - client.strlen(plain) <= budget
-        assert client.strlen(padded) - client.strlen(plain) == budget
-        assert client.memory_usage(tagged) <= client.memory_usage(padded), size
+        cache.set("probe", value, 60)
+        plain = client.strlen(probe)
+        cache.set("probe", value + "y" * budget, 60)
+        assert client.strlen(probe) - plain == budget
+        padded = client.memory_usage(probe)
+        cache.set("probe", value, 60, tags=tags)  # creates or extends the tags when needed
+        cache.set("probe", value, 60, tags=tags)
+        assert client.strlen(probe) - plain <= budget
+        assert client.memory_usage(probe) <= padded, size
 
 
 def test_nothing_without_a_ttl() -> None:

@@ -141,3 +141,34 @@ def test_xfetch_ignores_a_foreign_value_at_its_key() -> None:
     cache.set(value.key_for(), "written by someone else", 60)
     assert value() == "computed"
     assert value() == "computed"
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"SCAN_COUNT": 0},
+        {"DELETE_BATCH_SIZE": "500"},
+        {"STAMPEDE_LOCK_TIMEOUT": -1},
+        {"CLEAR_SESSIONS": "yes"},
+    ],
+)
+def test_bad_backend_options_fail_at_construction_and_in_the_system_check(
+    options: dict[str, object],
+) -> None:
+    """One parser (CacheOptions) for the backend and for ``manage.py check``: same message."""
+    from django.test import override_settings
+
+    from django_rediskit.checks import check_cache_options
+
+    with pytest.raises(ImproperlyConfigured, match=next(iter(options))) as raised:
+        private_cache(REDIS_URL, **options)
+    caches = {
+        "default": {
+            "BACKEND": "django_rediskit.cache.RedisCache",
+            "LOCATION": REDIS_URL,
+            "OPTIONS": options,
+        }
+    }
+    with override_settings(CACHES=caches):
+        errors = [m for m in check_cache_options() if m.id == "django_rediskit.E001"]
+    assert [str(raised.value) in m.msg for m in errors] == [True]

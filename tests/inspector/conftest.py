@@ -124,7 +124,9 @@ def inspect_settings(
         "KEY_PREFIX": "app",
         "OPTIONS": {"CONNECTION_POOL_KWARGS": {"connection_class": RecordingConnection}},
     }
-    inspector = {"READ_ONLY": False, "ALIASES": [ALIAS, "default"]}
+    # Most tests plant keys anywhere in the database; test_hardening.py runs on the default
+    # scope (the alias's prefix) and the default READ_ONLY.
+    inspector = {"READ_ONLY": False, "SCOPE": "database", "ALIASES": [ALIAS, "default"]}
     with override_settings(CACHES=caches, REDISKIT={"INSPECTOR": inspector}):
         yield inspector
 

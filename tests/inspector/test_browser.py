@@ -80,3 +80,48 @@ def test_stored_xss_in_keys_and_values_stays_text(
     assert page.inner_text("#rk-name") == f"xss:{XSS}"
     assert page.evaluate("window.__pwned") is None
     page.screenshot(path=str(ARTIFACTS / "06-xss-escaped.png"))
+
+
+def test_default_scope_long_name_control_bytes_and_bulk_confirm(
+    page: Any, live_server: Any, inspect_settings: Any, raw: redis.Redis
+) -> None:
+    """Issue 14 as an operator sees it: the scope line, a 1 MB name opened and deleted from the
+    list, control bytes escaped, and a bulk delete of the whole alias confirmed by its count."""
+    from django.test import override_settings
+
+    long_key = b"app:long:" + b"L" * (1024 * 1024)
+    raw.set(long_key, "v")
+    raw.set(b"app:ctl\x00\x1b", "v")
+    raw.set(b"other:app", "theirs")
+    for i in range(20):
+        raw.set(f"app:item:{i}", i)
+    inspector = {"READ_ONLY": False, "ALIASES": ["inspect"]}
+    with override_settings(REDISKIT={"INSPECTOR": inspector}):
+        _login(page, live_server)
+        assert "keys of this alias, app:*" in page.inner_text("#rk-scope")
+        table = page.inner_text("#rk-keys")
+        assert "app:ctl\\x00\\x1b" in table and "other:app" not in table
+        assert f"({len(long_key):,} bytes, sha256" in table
+        page.screenshot(path=str(ARTIFACTS / "07-default-scope.png"))
+        page.click("#rk-keys a:has-text('app:long:')")
+        page.wait_for_selector("#rk-full-name")
+        page.click("#rk-delete")
+        page.click("#rk-confirm")
+        page.wait_for_selector("#rk-keys")
+        assert not raw.exists(long_key)
+        page.goto(f"{live_server.url}{BASE}bulk-delete/?alias=inspect")
+        page.fill("input[name=q]", "*")
+        page.click("button[value=start]")
+        while page.locator("button[value=count]").count():
+            page.click("button[value=count]")
+        assert page.inner_text("#rk-matched") == "21"
+        page.fill("#rk-confirm-count", "20")
+        page.click("button[value=delete]")
+        assert "type the number of keys counted (21)" in page.inner_text("#rk-bulk-error")
+        page.fill("#rk-confirm-count", "21")
+        page.screenshot(path=str(ARTIFACTS / "08-bulk-confirm.png"))
+        page.click("button[value=delete]")
+        while page.locator("button[value=delete]").count():
+            page.click("button[value=delete]")
+        assert page.inner_text("#rk-phase") == "done"
+    assert raw.get("other:app") == b"theirs" and not list(raw.scan_iter("app:*"))

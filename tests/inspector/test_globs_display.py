@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import redis
 
-from django_rediskit.inspector import globs
+from django_rediskit import globs
 from django_rediskit.inspector.display import escape_bytes, shorten
 
 BROAD: list[str | bytes] = ["*", "**", "*?*", "[^]*", "?*", b"[\x00-\xff]*"]

@@ -49,6 +49,6 @@ def test_system_check_reports_bad_inspector_settings() -> None:
 
     assert check_inspector_settings() == []
     with override_settings(REDISKIT={"INSPECTOR": {"PAGE_SIZE": -1}}):
-        assert [m.id for m in check_inspector_settings()] == ["django_rediskit.E101"]
+        assert [m.id for m in check_inspector_settings()] == ["django_rediskit.E701"]
     with override_settings(REDISKIT={"INSPECTOR": {"ALIASES": ["ghost"]}}):
-        assert [m.id for m in check_inspector_settings()] == ["django_rediskit.E102"]
+        assert [m.id for m in check_inspector_settings()] == ["django_rediskit.E702"]

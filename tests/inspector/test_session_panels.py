@@ -187,3 +187,28 @@ def test_device_index_panel_lists_devices_escaped_and_only_when_sensitive(
     assert "User" not in dict(panel.describe(target, b"app:u:nobrace", meta))
     huge = replace(meta, length=feature_panels.MAX_INDEX_READ + 1)
     assert "too many" in dict(panel.describe(target, key, huge))["Devices"]
+
+
+def test_a_session_with_a_non_standard_key_is_revoked_through_the_api(
+    session_settings: Any, raw: redis.Redis
+) -> None:
+    """Keys Django accepts but does not generate are stored under an escaped name; the panel
+    maps that name back to the key, so revoking updates the owner's device index too."""
+    from django_rediskit.sessions.envelope import session_name
+
+    owner = User.objects.create_user("owner")
+    odd = "odd key *with* {braces} & spaces"
+    SessionStore(odd).save(must_create=True)
+    store = SessionStore(odd)
+    store.set_client("10.1.2.3", "Firefox")
+    store[SESSION_KEY] = str(owner.pk)
+    store.save()
+    assert store.session_key == odd and len(list_devices(owner)) == 1
+    key = f"app:s:{session_name(odd)}".encode()
+    assert raw.exists(key)
+    target = Target.for_alias(ALIAS, load())
+    assert feature_panels.session_key_of(target, key) == odd
+    panel = panel_for("sessions")
+    assert panel is not None
+    assert panel.delete(target, key) == 1
+    assert not raw.exists(key) and list_devices(owner) == []

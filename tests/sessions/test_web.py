@@ -236,8 +236,9 @@ def test_management_command(make_user: Any) -> None:
         "revoke",
         "--user",
         str(user.pk),
-        "--device",
-        device.device_id,
+        # "=": a device id may start with "-" (urlsafe base64), which argparse would take
+        # for an option when given as a separate argument.
+        f"--device={device.device_id}",
         stdout=out,
     )
     assert "Revoked 1 device." in out.getvalue()

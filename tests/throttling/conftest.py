@@ -10,6 +10,7 @@ import pytest
 from django.core.cache import caches
 
 from django_rediskit.connection import backend_for_alias
+from django_rediskit.connection.policy import close_breakers
 from tests import servers
 
 _ids = itertools.count()
@@ -17,7 +18,13 @@ _ids = itertools.count()
 
 @pytest.fixture(autouse=True)
 def _clean_throttle_keys() -> Iterator[None]:
-    """Throttle keys live outside cache.clear()'s reach (by design): delete this run's own."""
+    """Each test ends with this run's throttle keys deleted (``clear()`` resets them as well,
+    but not every test clears the cache).
+
+    Breakers start closed: throttles use 0.2 s socket timeouts, so on a starved machine one
+    slow reply could open an alias's breaker and make the next tests' decisions fail open.
+    """
+    close_breakers()
     yield
     backend = caches["default"]
     client = backend.client.get_client(write=True)

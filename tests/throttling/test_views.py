@@ -117,9 +117,3 @@ def test_bad_decorator_arguments_fail_at_decoration() -> None:
         ratelimit("10/fortnight")
     with pytest.raises(ImproperlyConfigured):
         ratelimit("10/min", key="cookie")
-
-    async def async_view(request: HttpRequest) -> HttpResponse:
-        return HttpResponse()
-
-    with pytest.raises(TypeError):
-        ratelimit("10/min")(async_view)

@@ -9,7 +9,7 @@ The server is asked directly, past the circuit breaker, so the answer is the tru
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import IO, Any, cast
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
@@ -179,7 +179,8 @@ def render(report: dict[str, Any]) -> list[str]:
 class Command(BaseCommand):
     help = (
         "Show each django-rediskit cache: redacted URL, key prefix, value format, circuit "
-        "breaker, this process's hit/miss/error counters and the Redis server's health."
+        "breaker, this process's hit/miss/error counters and the Redis server's health; "
+        "--watch for a live view summed over every publishing process."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -193,6 +194,18 @@ class Command(BaseCommand):
         parser.add_argument(
             "--json", action="store_true", dest="as_json", help="Print one JSON document."
         )
+        parser.add_argument(
+            "--watch",
+            action="store_true",
+            help="A live view (needs rich): hit ratio, ops/s, memory, keys per namespace, "
+            "throttle rejections, breaker state, summed over every publishing process.",
+        )
+        parser.add_argument(
+            "--interval", type=float, default=2.0, help="Seconds between two refreshes."
+        )
+        parser.add_argument(
+            "--iterations", type=int, default=0, help="Refreshes before exiting (0: until ^C)."
+        )
 
     def handle(self, *args: Any, aliases: list[str] | None, as_json: bool, **options: Any) -> None:
         if not aliases:
@@ -201,6 +214,9 @@ class Command(BaseCommand):
                 raise CommandError(
                     "No CACHES alias uses django_rediskit.cache.RedisCache; nothing to report."
                 )
+        if options.get("watch"):
+            self._watch(aliases, options["interval"], options["iterations"])
+            return
         try:
             reports = [alias_report(alias) for alias in aliases]
         except ImproperlyConfigured as exc:
@@ -212,6 +228,20 @@ class Command(BaseCommand):
         failed = [report["error"] for report in reports if report["error"]]
         if failed:
             raise CommandError("; ".join(failed))
+
+    def _watch(self, aliases: list[str], interval: float, iterations: int) -> None:
+        if interval <= 0 or iterations < 0:
+            raise CommandError("--interval must be > 0 and --iterations >= 0.")
+        try:
+            from rich.console import Console
+        except ImportError:
+            raise CommandError("--watch needs rich: pip install 'django-rediskit[watch]'") from None
+        from django_rediskit.metrics.watch import watch
+
+        try:
+            watch(aliases, Console(file=cast("IO[str]", self.stdout)), interval, iterations)
+        except ImproperlyConfigured as exc:
+            raise CommandError(str(exc)) from exc
 
     def _write_text(self, reports: list[dict[str, Any]]) -> None:
         for number, report in enumerate(reports):

@@ -2,7 +2,8 @@
 
 Tags are dropped in one round trip whatever the number of entries they carry. A pattern is a
 glob over cache keys (as in ``cache.delete_pattern``), matched with SCAN in bounded batches and
-deleted with UNLINK, with a progress bar on stderr; ``--dry-run`` only counts.
+deleted with UNLINK, with a progress bar on stderr when it is a terminal (``--no-progress``
+turns it off); ``--dry-run`` only counts.
 """
 
 from __future__ import annotations
@@ -13,11 +14,10 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from django_rediskit.cache.decorators import backend_for
+from django_rediskit.management.progress import progress_bar
 
 if TYPE_CHECKING:
     from django_rediskit.cache.backend import RedisCache
-
-BAR_WIDTH = 30
 
 
 class Command(BaseCommand):
@@ -71,32 +71,28 @@ class Command(BaseCommand):
         """SCAN every primary (one server, or each node of a cluster) and UNLINK in batches."""
         topology = backend.topology
         match = backend.make_pattern(pattern, version=options["key_version"])
+        # The keyspace size bounds the matches: the bar's total until the scan ends.
         total = max(sum(int(node.dbsize()) for node in topology.primaries()), 1)
         count = backend.scan_count
-        show = not options["no_progress"]
-        scanned = matched = deleted = 0
+        matched = deleted = 0
         batch: list[bytes | str] = []
-        for scanned, key in enumerate(topology.scan_iter(match, count, write=True), start=1):
-            matched += 1
-            if not options["dry_run"]:
-                batch.append(key)
-                if len(batch) >= backend.delete_batch_size:
-                    deleted += topology.unlink(batch)
-                    batch.clear()
-            if show and matched % count == 0:
-                self._progress(min(scanned / total, 0.99), matched)
-        if batch:
-            deleted += topology.unlink(batch)
-        if show:
-            self._progress(1.0, matched)
-            self.stderr.write("")
+        verb = "Counting" if options["dry_run"] else "Deleting"
+        with progress_bar(
+            self.stderr, f"{verb} {pattern}", total, disabled=options["no_progress"]
+        ) as bar:
+            for key in topology.scan_iter(match, count, write=True):
+                matched += 1
+                if not options["dry_run"]:
+                    batch.append(key)
+                    if len(batch) >= backend.delete_batch_size:
+                        deleted += topology.unlink(batch)
+                        batch.clear()
+                if matched % count == 0:
+                    bar.update(matched, total=max(total, matched), note=f"{deleted} deleted")
+            if batch:
+                deleted += topology.unlink(batch)
+            bar.update(matched, total=matched, note=f"{deleted} deleted")
         if options["dry_run"]:
             self.stdout.write(f"Dry run: {matched} key(s) match {pattern!r}.")
         else:
             self.stdout.write(self.style.SUCCESS(f"Deleted {deleted} key(s) matching {pattern!r}."))
-
-    def _progress(self, fraction: float, matched: int) -> None:
-        filled = int(fraction * BAR_WIDTH)
-        bar = "#" * filled + "." * (BAR_WIDTH - filled)
-        self.stderr.write(f"\r[{bar}] {fraction:4.0%}  {matched} matched", ending="")
-        self.stderr.flush()

@@ -1,7 +1,8 @@
 """``manage.py rediskit_keys sample``: the inspector's bounded sampler, in a terminal.
 
 It runs the same code as the admin stats page (``django_rediskit.inspector.sampler``) without the
-request time budget, with a progress bar on stderr. Session ids and keys matching
+request time budget, with a progress bar on stderr when it is a terminal (``--no-progress``
+turns it off). Session ids and keys matching
 ``SENSITIVE_PATTERNS`` are printed hashed unless ``--show-sensitive`` is given.
 """
 
@@ -16,8 +17,7 @@ from django_rediskit import conf
 from django_rediskit.inspector import config as inspector_config
 from django_rediskit.inspector.access import BadKeyReference, Target, Viewer
 from django_rediskit.inspector.sampler import SampleReport, sample
-
-BAR_WIDTH = 30
+from django_rediskit.management.progress import progress_bar
 
 
 class Command(BaseCommand):
@@ -30,6 +30,7 @@ class Command(BaseCommand):
         parser.add_argument("--match", default="*", help="SCAN MATCH glob")
         parser.add_argument("--top", type=int, default=10, help="rows per top list")
         parser.add_argument("--show-sensitive", action="store_true", help="print session ids")
+        parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     def handle(self, *args: Any, **options: Any) -> None:
         config = inspector_config.load()
@@ -43,24 +44,21 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from None
         viewer = Viewer(target, config, sensitive_ok=options["show_sensitive"])
         try:
-            report = sample(
-                target.client,
-                target.nodes,
-                limit=limit,
-                match=options["match"],
-                top=options["top"],
-                progress=self._progress,
-            )
+            with progress_bar(
+                self.stderr, "Sampling keys", limit, disabled=options["no_progress"]
+            ) as bar:
+                report = sample(
+                    target.client,
+                    target.nodes,
+                    limit=limit,
+                    match=options["match"],
+                    top=options["top"],
+                    progress=lambda done, most: bar.update(min(done, most), total=most),
+                )
+                bar.update(report.sampled, total=limit if not report.finished else report.sampled)
         except RedisError as exc:
             raise CommandError(f"Redis is unavailable: {exc}") from None
-        self.stderr.write("")
         self._print(report, viewer, options["top"])
-
-    def _progress(self, done: int, limit: int) -> None:
-        filled = BAR_WIDTH * min(done, limit) // limit
-        bar = "#" * filled + "-" * (BAR_WIDTH - filled)
-        self.stderr.write(f"\r[{bar}] {done}/{limit} keys", ending="")
-        self.stderr.flush()
 
     def _print(self, report: SampleReport, viewer: Viewer, top: int) -> None:
         out = self.stdout.write

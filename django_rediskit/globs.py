@@ -1,4 +1,10 @@
-"""What a Redis MATCH pattern can match, read the way Redis reads it.
+"""Redis glob patterns read the way Redis reads them: one parser for every feature.
+
+The inspector asks what a pattern *covers* (a bulk delete must refuse ``**`` as it refuses
+``*``); the local cache compiles its ``KEYS`` globs into one regex; ``sscan(match=...)`` filters
+decoded members. All three read patterns through :func:`tokens`, so they can never disagree.
+No Django import: it sits at the top, below every feature.
+
 
 A bulk delete must know whether a pattern covers a whole scope (every key of the database, or
 every key of an alias). Comparing the pattern with ``"*"`` is not enough: ``**``, ``*?*``,
@@ -17,6 +23,7 @@ key made of a byte it refuses, and without a star only keys of one length match.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 ALL_BYTES = frozenset(range(256))
@@ -142,3 +149,29 @@ def matches(pattern: str | bytes, key: bytes) -> bool:
         if not states:
             return False
     return len(toks) in states
+
+
+def regex_source(pattern: str | bytes) -> bytes:
+    """The bytes regex (for ``re.DOTALL`` full matching) of one glob, on UTF-8 bytes as Redis
+    matches (``?`` is one byte, not one character)."""
+    out: list[bytes] = []
+    for token in tokens(pattern):
+        if isinstance(token, Star):
+            out.append(b".*")
+        elif token.allowed == ALL_BYTES:
+            out.append(b".")
+        elif not token.allowed:
+            out.append(b"(?!)")  # an empty class matches nothing, as in Redis
+        elif len(token.allowed) == 1:
+            out.append(re.escape(bytes(token.allowed)))
+        else:
+            out.append(
+                b"[" + b"".join(re.escape(bytes((b,))) for b in sorted(token.allowed)) + b"]"
+            )
+    return b"".join(out)
+
+
+def compile_globs(patterns: list[str] | tuple[str, ...]) -> re.Pattern[bytes]:
+    """One compiled regex matching what any of ``patterns`` matches (use ``fullmatch``)."""
+    source = b"|".join(b"(?:" + regex_source(pattern) + b")" for pattern in patterns)
+    return re.compile(source, re.DOTALL)

@@ -1,0 +1,123 @@
+"""Single-key cache operations before and after the connection/cache-layer redesign, one run.
+
+Issue #11 asks that the redesign (topologies, the one failure policy, the cache split into a
+facade, a command client and steps) keep the single-key operations' speed on a standalone server.
+This runs the same operations through ``django_rediskit.cache.RedisCache`` of two trees — the
+current checkout and an older commit checked out with ``git worktree`` — against one private
+``redis-server``, in interleaved rounds (old, new, new, old...), each round in a fresh process
+importing only its own tree, and reports ops/s per tree and the median of the per-round ratios.
+
+Usage: ``python benchmarks/redesign.py [--before 2734c42] [--rounds 8] [--seconds 0.5]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.servers import RedisServer  # noqa: E402
+
+#: The tree the redesign started from: the last commit before ``connection/`` (issue #11).
+BEFORE = "2734c42"
+OPERATIONS = ("get (hit)", "get (miss)", "set 100 B", "get_many(100)", "incr", "delete")
+
+#: Runs in a child process with one tree first on sys.path; prints ops/s per operation as JSON.
+CHILD = r"""
+import json, sys, time, uuid
+sys.path.insert(0, sys.argv[1])
+import django
+from django.conf import settings
+settings.configure(
+    SECRET_KEY="bench", USE_TZ=True,
+    CACHES={"default": {"BACKEND": "django_rediskit.cache.RedisCache", "LOCATION": sys.argv[2],
+                        "KEY_PREFIX": "b-" + uuid.uuid4().hex[:6]}},
+)
+django.setup()
+import django_rediskit
+assert django_rediskit.__file__.startswith(sys.argv[1]), django_rediskit.__file__
+from django.core.cache import cache
+seconds = float(sys.argv[3])
+cache.set("hit", "x" * 100, 600)
+cache.set("n", 0, 600)
+keys = [f"m{i}" for i in range(100)]
+cache.set_many({key: i for i, key in enumerate(keys)}, 600)
+ops = {
+    "get (hit)": lambda: cache.get("hit"),
+    "get (miss)": lambda: cache.get("absent"),
+    "set 100 B": lambda: cache.set("s", "y" * 100, 600),
+    "get_many(100)": lambda: cache.get_many(keys),
+    "incr": lambda: cache.incr("n"),
+    "delete": lambda: cache.delete("gone"),
+}
+result = {}
+for name, run in ops.items():
+    for _ in range(50):
+        run()
+    calls, started = 0, time.perf_counter()
+    while (elapsed := time.perf_counter() - started) < seconds:
+        for _ in range(20):
+            run()
+        calls += 20
+    result[name] = calls / elapsed
+print(json.dumps(result))
+"""
+
+
+def measure(tree: Path, url: str, seconds: float) -> dict[str, float]:
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD, str(tree), url, str(seconds)],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    result: dict[str, float] = json.loads(out.strip().splitlines()[-1])
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--before", default=BEFORE, help="the older commit")
+    parser.add_argument("--rounds", type=int, default=8)
+    parser.add_argument("--seconds", type=float, default=0.5, help="per operation and round")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as scratch:
+        old = Path(scratch) / "before"
+        subprocess.run(
+            ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(old), args.before],
+            check=True,
+            capture_output=True,
+        )
+        server = RedisServer().start()
+        try:
+            runs: dict[str, list[dict[str, float]]] = {"before": [], "after": []}
+            for number in range(args.rounds):
+                order = [("before", old), ("after", ROOT)]
+                for label, tree in order if number % 2 == 0 else reversed(order):
+                    runs[label].append(measure(tree, server.url, args.seconds))
+        finally:
+            server.close()
+            subprocess.run(
+                ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(old)],
+                check=False,
+                capture_output=True,
+            )
+    print(f"{args.rounds} interleaved rounds, {args.seconds} s per operation, one redis-server")
+    print(f"{'operation':<16}{'before ops/s':>14}{'after ops/s':>14}{'after/before':>14}")
+    for name in OPERATIONS:
+        before = statistics.median(run[name] for run in runs["before"])
+        after = statistics.median(run[name] for run in runs["after"])
+        ratios = [a[name] / b[name] for a, b in zip(runs["after"], runs["before"], strict=True)]
+        print(f"{name:<16}{before:>14,.0f}{after:>14,.0f}{statistics.median(ratios):>14.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
