@@ -22,9 +22,11 @@ import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 
 def _server_binary() -> str:
@@ -56,6 +58,75 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _log_tail(path: str, lines: int = 15) -> str:
+    try:
+        with open(path, errors="replace") as handle:
+            return "".join(handle.readlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def _spawn(
+    argv_for: Callable[[int], list[str]],
+    port: int,
+    repick: Callable[[], int] | None,
+    timeout: float,
+    log_for: Callable[[int], str],
+    password: str | None = None,
+) -> tuple[subprocess.Popen[bytes], int]:
+    """Start ``argv_for(port)`` and wait until *that process* answers PING on ``port``.
+
+    A port chosen free can be taken before the server binds it (another test's server, or an
+    outgoing connection's ephemeral port: a cluster whose node was killed redials it many times a
+    second). The server then exits, or another server answers in its place, so the answer is
+    trusted only when INFO's ``process_id`` is our child's. With ``repick`` the start is retried
+    on a new port; the ports of ``restart()`` and of explicit callers are kept.
+    """
+    attempts = 4 if repick is not None else 1
+    for attempt in range(attempts):
+        process = subprocess.Popen(
+            argv_for(port),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent,
+        )
+        deadline = time.monotonic() + timeout
+        ours = None
+        while ours is None:
+            try:
+                with redis.Redis(
+                    host="127.0.0.1",
+                    port=port,
+                    password=password,
+                    socket_timeout=1.0,
+                    retry=Retry(NoBackoff(), 0),  # this loop is the retry
+                ) as client:
+                    ours = int(client.info("server")["process_id"]) == process.pid
+            except (redis.ConnectionError, redis.TimeoutError):  # not up, or not a Redis
+                if process.poll() is not None:
+                    ours = False
+                elif time.monotonic() > deadline:
+                    process.kill()
+                    process.wait()
+                    raise RuntimeError(
+                        f"{argv_for(port)[0]} on port {port} did not answer within {timeout} s; "
+                        f"log:\n{_log_tail(log_for(port))}"
+                    ) from None
+                else:
+                    time.sleep(0.02)
+        if ours:
+            return process, port
+        if process.poll() is None:  # another server answered on our port
+            process.kill()
+        process.wait()
+        if repick is None or attempt == attempts - 1:
+            break
+        port = repick()
+    raise RuntimeError(
+        f"{argv_for(port)[0]} could not start on port {port}; log:\n{_log_tail(log_for(port))}"
+    )
+
+
 def _die_with_parent() -> None:
     """Run in the child before exec: SIGTERM it when the test process dies, however it dies."""
     with contextlib.suppress(OSError, AttributeError):
@@ -67,7 +138,12 @@ class RedisServer:
     """One private redis-server: start, stop, restart on the same port, pause."""
 
     def __init__(
-        self, extra_args: Sequence[str] = (), *, port: int | None = None, mark: bool = True
+        self,
+        extra_args: Sequence[str] = (),
+        *,
+        port: int | None = None,
+        mark: bool = True,
+        password: str | None = None,
     ) -> None:
         if shutil.which(REDIS_SERVER) is None:
             raise RedisServerUnavailable(
@@ -76,55 +152,59 @@ class RedisServer:
             )
         self.binary = REDIS_SERVER
         self.port = port or free_port()
+        #: how to choose another port when the first is taken before the server binds it
+        self.repick: Callable[[], int] | None = free_port if port is None else None
         #: write the ownership marker key (cluster nodes cannot: they own no slot at start)
         self.mark = mark
         self.extra_args = list(extra_args)
+        #: ``requirepass``: this object's own clients authenticate, anyone else's must
+        self.password = password
+        if password is not None:
+            self.extra_args += ["--requirepass", password]
         self.directory = tempfile.mkdtemp(prefix="rediskit-redis-")
         self.run_id = uuid.uuid4().hex
         self.process: subprocess.Popen[bytes] | None = None
+        #: started once: later starts are restarts, on the same port
+        self.started = False
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self, timeout: float = 10.0) -> RedisServer:
-        command = [
-            REDIS_SERVER,
-            "--port", str(self.port),
-            "--bind", "127.0.0.1",
-            "--dir", self.directory,
-            "--save", "",
-            "--appendonly", "no",
-            "--enable-debug-command", "local",
-            "--daemonize", "no",
-            "--loglevel", "warning",
-            "--logfile", os.path.join(self.directory, "redis.log"),
-            *self.extra_args,
-        ]  # fmt: skip
-        self.process = subprocess.Popen(
-            command,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            preexec_fn=_die_with_parent,
+        def argv(port: int) -> list[str]:
+            return [
+                REDIS_SERVER,
+                "--port", str(port),
+                "--bind", "127.0.0.1",
+                "--dir", self.directory,
+                "--save", "",
+                "--appendonly", "no",
+                "--enable-debug-command", "local",
+                "--daemonize", "no",
+                "--loglevel", "warning",
+                "--logfile", self.log_path,
+                *self.extra_args,
+            ]  # fmt: skip
+
+        # the first start may move to another port; a restart keeps the one clients know
+        repick = None if self.started else self.repick
+        self.process, self.port = _spawn(
+            argv, self.port, repick, timeout, lambda _port: self.log_path, self.password
         )
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                client = self.client()
-                client.ping()
-                # Mark the server so code can prove it talks to ours before destructive commands.
-                if self.mark:
-                    client.set("__rediskit_test_server__", self.run_id)
-                client.close()
-                return self
-            except redis.ConnectionError:
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(
-                        f"redis-server on port {self.port} did not start; see {self.directory}"
-                    ) from None
-                time.sleep(0.02)
+        self.started = True
+        if self.mark:
+            # Mark the server so code can prove it talks to ours before destructive commands.
+            with self.client() as client:
+                client.set("__rediskit_test_server__", self.run_id)
+        return self
+
+    @property
+    def log_path(self) -> str:
+        return os.path.join(self.directory, "redis.log")
 
     def client(self, **kwargs: object) -> redis.Redis:
+        kwargs.setdefault("password", self.password)
         return redis.Redis(host="127.0.0.1", port=self.port, **kwargs)  # type: ignore[arg-type]
 
     def is_ours(self, client: redis.Redis) -> bool:
@@ -228,6 +308,8 @@ class RedisCluster:
             )
             for port in _cluster_ports(count)
         ]
+        for node in self.nodes:
+            node.repick = lambda: _cluster_ports(1)[0]
 
     @property
     def url(self) -> str:
@@ -349,11 +431,9 @@ class SentinelGroup:
     service_name = "rediskit"
 
     def __init__(self, down_after_ms: int = 1000, failover_timeout_ms: int = 3000) -> None:
-        self.primary_server = RedisServer()
-        self.replica_server = RedisServer(
-            ["--replicaof", "127.0.0.1", str(self.primary_server.port)], mark=False
-        )
-        self.primary_server.extra_args += ["--repl-diskless-sync-delay", "0"]
+        self.primary_server = RedisServer(["--repl-diskless-sync-delay", "0"])
+        # ``--replicaof`` is added by start(): the primary's port is final only once it runs
+        self.replica_server = RedisServer(mark=False)
         self.down_after_ms, self.failover_timeout_ms = down_after_ms, failover_timeout_ms
         self.sentinel_ports = [free_port() for _ in range(3)]
         self.directory = tempfile.mkdtemp(prefix="rediskit-sentinel-")
@@ -364,27 +444,34 @@ class SentinelGroup:
         seeds = ",".join(f"127.0.0.1:{port}" for port in self.sentinel_ports)
         return f"redis+sentinel://{seeds}/{self.service_name}/0"
 
+    def _config(self, port: int) -> str:
+        return os.path.join(self.directory, f"sentinel-{port}.conf")
+
+    def _sentinel_argv(self, port: int) -> list[str]:
+        config = self._config(port)
+        with open(config, "w") as handle:
+            handle.write(
+                f"port {port}\nbind 127.0.0.1\ndir {self.directory}\n"
+                f"sentinel monitor {self.service_name} 127.0.0.1 "
+                f"{self.primary_server.port} 2\n"
+                f"sentinel down-after-milliseconds {self.service_name} {self.down_after_ms}\n"
+                f"sentinel failover-timeout {self.service_name} {self.failover_timeout_ms}\n"
+            )
+        return [REDIS_SERVER, config, "--sentinel", "--logfile", f"{config}.log"]
+
     def start(self, timeout: float = 30.0) -> SentinelGroup:
         self.primary_server.start()
+        self.replica_server.extra_args += [
+            "--replicaof",
+            "127.0.0.1",
+            str(self.primary_server.port),
+        ]
         self.replica_server.start()
-        for port in self.sentinel_ports:
-            config = os.path.join(self.directory, f"sentinel-{port}.conf")
-            with open(config, "w") as handle:
-                handle.write(
-                    f"port {port}\nbind 127.0.0.1\ndir {self.directory}\n"
-                    f"sentinel monitor {self.service_name} 127.0.0.1 "
-                    f"{self.primary_server.port} 2\n"
-                    f"sentinel down-after-milliseconds {self.service_name} {self.down_after_ms}\n"
-                    f"sentinel failover-timeout {self.service_name} {self.failover_timeout_ms}\n"
-                )
-            self.sentinels.append(
-                subprocess.Popen(
-                    [REDIS_SERVER, config, "--sentinel", "--logfile", f"{config}.log"],
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
-                    preexec_fn=_die_with_parent,
-                )
+        for index, port in enumerate(self.sentinel_ports):
+            process, self.sentinel_ports[index] = _spawn(
+                self._sentinel_argv, port, free_port, 10.0, lambda p: f"{self._config(p)}.log"
             )
+            self.sentinels.append(process)
         deadline = time.monotonic() + timeout
         while True:
             with contextlib.suppress(redis.RedisError):
@@ -393,7 +480,15 @@ class SentinelGroup:
                 ):
                     return self
             if time.monotonic() > deadline:
-                raise RuntimeError("the private sentinels did not see the replica")
+                logs = "".join(
+                    f"--- sentinel {port} (exit {process.poll()}):\n"
+                    f"{_log_tail(self._config(port) + '.log')}"
+                    for port, process in zip(self.sentinel_ports, self.sentinels, strict=True)
+                )
+                raise RuntimeError(
+                    "the private sentinels did not see the replica; replica log:\n"
+                    f"{_log_tail(self.replica_server.log_path)}{logs}"
+                )
             time.sleep(0.1)
 
     def _replicas_seen(self, port: int) -> bool:

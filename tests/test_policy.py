@@ -70,42 +70,11 @@ def test_shielded_counts_nested_blocks_once_and_reraises_as_unavailable() -> Non
 
 @pytest.fixture
 def guarded_server() -> Iterator[RedisServer]:
-    server = RedisServer(["--requirepass", "right-password"])
-    # RedisServer.start() marks the server through an unauthenticated client: start by hand.
-    server.start = _start_with_password(server)  # type: ignore[method-assign]
-    server.start()
+    server = RedisServer(password="right-password").start()
     try:
         yield server
     finally:
         server.close()
-
-
-def _start_with_password(server: RedisServer) -> Any:
-    import subprocess
-    import time
-
-    import redis
-
-    def start() -> RedisServer:
-        server.process = subprocess.Popen(
-            [
-                *("redis-server", "--port", str(server.port), "--bind", "127.0.0.1"),
-                *("--dir", server.directory, "--save", "", "--appendonly", "no"),
-                *server.extra_args,
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                redis.Redis(port=server.port, password="right-password").ping()
-                return server
-            except redis.ConnectionError:
-                time.sleep(0.02)
-        raise RuntimeError("redis-server with requirepass did not start")
-
-    return start
 
 
 @pytest.fixture
