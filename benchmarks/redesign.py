@@ -7,7 +7,12 @@ current checkout and an older commit checked out with ``git worktree`` — again
 ``redis-server``, in interleaved rounds (old, new, new, old...), each round in a fresh process
 importing only its own tree, and reports ops/s per tree and the median of the per-round ratios.
 
-Usage: ``python benchmarks/redesign.py [--before 2734c42] [--rounds 8] [--seconds 0.5]``
+``--stub`` sends every call to a stand-in client that answers at once with the server's own
+replies, so the table shows the library's Python cost alone, which is what the redesign can
+change; against the server that cost is a few percent of a loopback round trip and run-to-run
+noise is as large.
+
+Usage: ``python benchmarks/redesign.py [--before 2734c42] [--rounds 8] [--seconds 0.5] [--stub]``
 """
 
 from __future__ import annotations
@@ -49,13 +54,29 @@ cache.set("hit", "x" * 100, 600)
 cache.set("n", 0, 600)
 keys = [f"m{i}" for i in range(100)]
 cache.set_many({key: i for i, key in enumerate(keys)}, 600)
+client = None
+if sys.argv[4] == "stub":
+    # The library's own cost: every call goes to a stand-in client that answers at once with
+    # what the server answered (django-redis's ``client=`` argument, which both trees take).
+    redis = cache.client.get_client() if hasattr(cache.client, "get_client") else None
+    redis = redis or cache.topology.client(False)
+    hit = redis.get(cache.make_key("hit"))
+    many = redis.mget([cache.make_key(key) for key in keys])
+
+    class Stub:
+        def get(self, *args, **kwargs): return hit if args[0].endswith(":hit") else None
+        def mget(self, *args, **kwargs): return list(many)
+        mget_nonatomic = None  # a plain client, not a cluster one
+        def __getattr__(self, name): return lambda *args, **kwargs: 1
+
+    client = Stub()
 ops = {
-    "get (hit)": lambda: cache.get("hit"),
-    "get (miss)": lambda: cache.get("absent"),
-    "set 100 B": lambda: cache.set("s", "y" * 100, 600),
-    "get_many(100)": lambda: cache.get_many(keys),
-    "incr": lambda: cache.incr("n"),
-    "delete": lambda: cache.delete("gone"),
+    "get (hit)": lambda: cache.get("hit", client=client),
+    "get (miss)": lambda: cache.get("absent", client=client),
+    "set 100 B": lambda: cache.set("s", "y" * 100, 600, client=client),
+    "get_many(100)": lambda: cache.get_many(keys, client=client),
+    "incr": lambda: cache.incr("n", client=client),
+    "delete": lambda: cache.delete("gone", client=client),
 }
 result = {}
 for name, run in ops.items():
@@ -71,9 +92,9 @@ print(json.dumps(result))
 """
 
 
-def measure(tree: Path, url: str, seconds: float) -> dict[str, float]:
+def measure(tree: Path, url: str, seconds: float, mode: str) -> dict[str, float]:
     out = subprocess.run(
-        [sys.executable, "-c", CHILD, str(tree), url, str(seconds)],
+        [sys.executable, "-c", CHILD, str(tree), url, str(seconds), mode],
         check=True,
         capture_output=True,
         text=True,
@@ -87,6 +108,11 @@ def main() -> int:
     parser.add_argument("--before", default=BEFORE, help="the older commit")
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=0.5, help="per operation and round")
+    parser.add_argument(
+        "--stub",
+        action="store_true",
+        help="the library's own cost only: calls go to a client that answers at once",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
         old = Path(scratch) / "before"
@@ -101,7 +127,8 @@ def main() -> int:
             for number in range(args.rounds):
                 order = [("before", old), ("after", ROOT)]
                 for label, tree in order if number % 2 == 0 else reversed(order):
-                    runs[label].append(measure(tree, server.url, args.seconds))
+                    mode = "stub" if args.stub else "server"
+                    runs[label].append(measure(tree, server.url, args.seconds, mode))
         finally:
             server.close()
             subprocess.run(
@@ -109,7 +136,8 @@ def main() -> int:
                 check=False,
                 capture_output=True,
             )
-    print(f"{args.rounds} interleaved rounds, {args.seconds} s per operation, one redis-server")
+    where = "a stand-in client (no I/O)" if args.stub else "one redis-server"
+    print(f"{args.rounds} interleaved rounds, {args.seconds} s per operation, {where}")
     print(f"{'operation':<16}{'before ops/s':>14}{'after ops/s':>14}{'after/before':>14}")
     for name in OPERATIONS:
         before = statistics.median(run[name] for run in runs["before"])

@@ -343,7 +343,8 @@ class RedisCache(
         """
         full = self.make_and_validate_key(key, version)
         ms = self.timeout_ms(timeout, value)
-        return self._run(self.commands.set(full, value, ms, nx, xx, tags, versions), client)
+        op = (self._commands or self.commands).set(full, value, ms, nx, xx, tags, versions)
+        return run(op, self._topology or self.topology, client)  # _run, inlined: a hot path
 
     @guarded(miss=False)
     def touch(self, key: Any, timeout: Any = DEFAULT_TIMEOUT, version: int | None = None) -> bool:
@@ -362,7 +363,8 @@ class RedisCache(
             full = self.client.make_key(key, version=version, prefix=prefix)
         else:
             full = self.make_and_validate_key(key, version)
-        return self._run(self.commands.delete(full), client)
+        op = (self._commands or self.commands).delete(full)
+        return run(op, self._topology or self.topology, client)  # _run, inlined: a hot path
 
     @guarded(miss=no_mapping)
     def get_many(

@@ -16,7 +16,9 @@ Round trips are the cost model: each ``yield`` is one.
 from __future__ import annotations
 
 import logging
+import operator
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from itertools import repeat
 from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import ResponseError
@@ -372,7 +374,12 @@ class CacheClient:
         tags: Iterable[str] | None = None,
         versions: Mapping[str, bytes] | None = None,
     ) -> Op[bool]:
-        block = yield from self.tag_block(tags, versions)
+        # an untagged write, the hot path, skips the tag block's generator
+        block = (
+            None
+            if tags is None and versions is None
+            else (yield from self.tag_block(tags, versions))
+        )
         data, ms = self.entry(value, ms, block)
         if ms is not None and ms <= 0:
             if nx:
@@ -446,7 +453,7 @@ class CacheClient:
         raws = yield from self.read_many((*fulls, *declared.values()))
         known = dict(zip(declared, raws[len(fulls) :], strict=True))
         values = yield from self.checked(raws[: len(fulls)], known)
-        misses = sum(1 for value in values if value is MISSING)
+        misses = sum(map(operator.is_, values, repeat(MISSING)))  # no per-value frame
         self._many.misses += misses
         self._many.hits += len(values) - misses
         return values
