@@ -111,7 +111,7 @@ def flush(using: str) -> None:
     state.callback = None
     if not tags and not keys:
         return
-    from django_rediskit.connection import backend_for_alias
+    from django_rediskit.aliases import backend_for_alias
 
     backend = backend_for_alias(conf.get_setting("CACHE_ALIAS"))
     try:

@@ -12,6 +12,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.test import override_settings
 
 import django_rediskit
+from django_rediskit.cache.backend import RedisCache
 from django_rediskit.checks import check_cache_options, check_feature_alias
 from django_rediskit.connection import redact_url
 from tests.helpers import MakeCache
@@ -34,6 +35,25 @@ def test_get_redis_rejects_unknown_and_foreign_aliases() -> None:
         pytest.raises(ImproperlyConfigured, match=r"need django_rediskit\.cache\.RedisCache"),
     ):
         django_rediskit.get_redis("locmem")
+
+
+def test_get_redis_uses_the_backends_own_topology_without_the_backend() -> None:
+    from django_rediskit.connection import alias_topology
+
+    assert alias_topology("default") is caches["default"].topology  # one set of pools
+
+
+class _SiteCache(RedisCache):
+    """A site's subclass of our backend, known to the connection layer by its class flag."""
+
+
+def test_a_subclass_of_our_backend_is_recognized() -> None:
+    from django_rediskit.connection import uses_rediskit
+
+    default = _current_caches()["default"]
+    assert uses_rediskit({**default, "BACKEND": f"{__name__}._SiteCache"})
+    assert not uses_rediskit({"BACKEND": "django.core.cache.backends.locmem.LocMemCache"})
+    assert not uses_rediskit({"BACKEND": "no.such.Backend"})
 
 
 def _current_caches() -> dict[str, dict[str, object]]:

@@ -15,8 +15,8 @@ from django.conf import settings
 from django.test import override_settings
 from redis.exceptions import AuthenticationError
 
+from django_rediskit.aliases import backend_for_alias
 from django_rediskit.cache import RedisCache
-from django_rediskit.connection import backend_for_alias
 from django_rediskit.connection.policy import CircuitBreaker, RedisUnavailable, shielded
 from django_rediskit.throttling.limiter import RateLimiter
 from tests.helpers import MakeCache

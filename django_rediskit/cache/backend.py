@@ -13,7 +13,7 @@ import math
 import threading
 import warnings
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 from django.core.cache.backends.base import (
     DEFAULT_TIMEOUT,
@@ -80,6 +80,10 @@ class RedisCache(
     DjangoRedisCache,  # type: ignore[misc]
 ):
     """The Django cache contract on Redis, plus django-redis's extras and rediskit's own."""
+
+    #: How ``connection.uses_rediskit`` knows this class and its subclasses without importing
+    #: the cache (the connection layer is below it).
+    rediskit_backend: ClassVar[bool] = True
 
     def __init__(self, server: str, params: dict[str, Any]) -> None:
         super().__init__(server, params)

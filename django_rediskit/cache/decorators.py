@@ -26,10 +26,10 @@ from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, cast
 from django.core.cache.backends.base import DEFAULT_TIMEOUT
 from django.http import HttpRequest, HttpResponse
 
+from django_rediskit.aliases import backend_for_alias
 from django_rediskit.cache.keys import KeyBuilder, digest
 from django_rediskit.cache.tags import normalize_tags
 from django_rediskit.conf import get_setting
-from django_rediskit.connection import backend_for_alias
 
 if TYPE_CHECKING:
     from django_rediskit.cache.backend import RedisCache

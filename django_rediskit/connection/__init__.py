@@ -1,8 +1,8 @@
 """The one way to Redis, for every feature: ``get_redis(alias)`` and the alias's topology.
 
 Layers point one way: features -> cache facade -> cache client -> connection. This package
-imports nothing of the cache at module level (the backend is looked up lazily, by alias), so
-there is no import cycle.
+imports nothing of the cache, not even lazily: ``get_redis(alias)`` builds the alias's topology
+from its settings, and the features' look-up of a backend object is ``django_rediskit.aliases``.
 
 - ``urls.py``      LOCATION parsing (redis, rediss, unix, redis+sentinel, redis+cluster, TLS)
 - ``topology.py``  Standalone / Sentinel / Cluster: ``client()``, ``primaries()``, slot grouping
@@ -28,8 +28,6 @@ from django_rediskit.connection.urls import (
 if TYPE_CHECKING:
     from redis import Redis
 
-    from django_rediskit.cache.backend import RedisCache
-
 BACKEND_PATH = "django_rediskit.cache.RedisCache"
 
 __all__ = [
@@ -38,11 +36,10 @@ __all__ = [
     "ConnectionFactory",
     "Location",
     "Topology",
-    "backend_for_alias",
+    "alias_topology",
     "get_redis",
     "parse_location",
     "redact_url",
-    "rediskit_aliases",
     "topology_for",
     "uses_rediskit",
     "validate_url",
@@ -61,50 +58,45 @@ def get_redis(alias: str = "default", *, write: bool = True, key: str | None = N
     ``redis.cluster.RedisCluster`` on a cluster (it routes by key itself). ``key`` names the key
     the caller is about to use, for topologies that route by key.
     """
-    topology = backend_for_alias(alias).topology
+    topology = alias_topology(alias)
     return topology.client_for(key, write) if key is not None else topology.client(write)
 
 
-def backend_for_alias(alias: str) -> RedisCache:
-    """The rediskit backend configured as ``CACHES[alias]``, or a clear configuration error."""
-    from django.core.cache import caches
-    from django.core.cache.backends.base import InvalidCacheBackendError
+def alias_topology(alias: str) -> Topology:
+    """The topology of ``CACHES[alias]``: the very object its backend sends through.
 
-    from django_rediskit.cache.backend import RedisCache
+    Built from the alias's settings, not from the backend (this layer is below the cache):
+    ``topology_for`` keys topologies by alias and configuration, as the backend does.
+    """
+    from django.conf import settings
 
-    try:
-        backend = caches[alias]
-    except InvalidCacheBackendError:
+    conf: dict[str, Any] | None = getattr(settings, "CACHES", {}).get(alias)
+    if conf is None:
         raise ImproperlyConfigured(
             f"CACHES has no alias {alias!r}; django-rediskit needs one that uses "
             "django_rediskit.cache.RedisCache."
-        ) from None
-    if not isinstance(backend, RedisCache):
-        raise ImproperlyConfigured(
-            f"CACHES[{alias!r}] uses {type(backend).__module__}.{type(backend).__name__}; "
-            "django-rediskit features need django_rediskit.cache.RedisCache."
         )
-    return backend
+    if not uses_rediskit(conf):
+        raise ImproperlyConfigured(
+            f"CACHES[{alias!r}] uses {conf.get('BACKEND')!r}; django-rediskit features need "
+            "django_rediskit.cache.RedisCache."
+        )
+    return topology_for(conf.get("LOCATION", ""), conf.get("OPTIONS", {}), alias)
 
 
 def uses_rediskit(cache_conf: dict[str, Any]) -> bool:
-    """Whether a ``CACHES`` entry uses our backend (or a subclass of it)."""
+    """Whether a ``CACHES`` entry uses our backend (or a subclass of it).
+
+    A subclass is recognized by the class attribute ``rediskit_backend`` that ours sets, so
+    this layer never imports the cache.
+    """
     from django.utils.module_loading import import_string
 
     backend = cache_conf.get("BACKEND", "")
     if backend in (BACKEND_PATH, "django_rediskit.cache.backend.RedisCache"):
         return True
     try:
-        from django_rediskit.cache.backend import RedisCache
-
         cls = import_string(backend)
     except ImportError:
         return False
-    return isinstance(cls, type) and issubclass(cls, RedisCache)
-
-
-def rediskit_aliases() -> list[str]:
-    """The ``CACHES`` aliases that use our backend, in settings order."""
-    from django.conf import settings
-
-    return [alias for alias, conf in settings.CACHES.items() if uses_rediskit(conf)]
+    return isinstance(cls, type) and getattr(cls, "rediskit_backend", False) is True

@@ -21,7 +21,7 @@ from django.core.exceptions import PermissionDenied
 from django.utils.crypto import salted_hmac
 
 from django_rediskit import conf, get_redis, globs
-from django_rediskit.connection import backend_for_alias
+from django_rediskit.aliases import backend_for_alias
 from django_rediskit.inspector.display import escape_bytes, escape_text, label
 from django_rediskit.inspector.panels import Panel, panel_for
 from django_rediskit.patterns import glob_escape

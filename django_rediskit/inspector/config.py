@@ -52,7 +52,7 @@ class InspectorConfig:
 
 
 def _our_aliases() -> list[str]:
-    from django_rediskit.connection import rediskit_aliases
+    from django_rediskit.aliases import rediskit_aliases
 
     return rediskit_aliases()
 

@@ -19,7 +19,7 @@ from django.core.exceptions import ValidationError
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from django_rediskit import conf
-from django_rediskit.connection import backend_for_alias
+from django_rediskit.aliases import backend_for_alias
 from django_rediskit.inspector.panels import KeySpace, Panel, panel_for, register_panel
 from django_rediskit.sessions import list_devices, revoke_session, session_key_of_name
 from django_rediskit.sessions.backend import SessionStoreUnavailable

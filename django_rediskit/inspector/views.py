@@ -496,6 +496,6 @@ def stats(admin: ModelAdmin[Any], request: HttpRequest) -> HttpResponse:
 
 def target_stats(target: Target) -> dict[str, Any]:
     """This process's hit / miss counters for the alias (the backend keeps them in memory)."""
-    from django_rediskit.connection import backend_for_alias
+    from django_rediskit.aliases import backend_for_alias
 
     return dict(backend_for_alias(target.alias).stats.as_dict())

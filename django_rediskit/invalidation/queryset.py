@@ -123,7 +123,7 @@ def cached_queryset(queryset: models.QuerySet[T], timeout: Any = DEFAULT_TIMEOUT
     Inside a transaction that has pending invalidations for any of those tables, the cache is
     bypassed both ways: the writer sees its own writes and never caches uncommitted rows.
     """
-    from django_rediskit.connection import backend_for_alias
+    from django_rediskit.aliases import backend_for_alias
 
     tags = naming.queryset_tags(queryset)
     if pending_tags(queryset.db).intersection(tags):

@@ -70,7 +70,7 @@ class Message:
 
 
 def _backend(alias: str | None) -> RedisCache:
-    from django_rediskit.connection import backend_for_alias
+    from django_rediskit.aliases import backend_for_alias
 
     return backend_for_alias(messaging_alias(alias))
 

@@ -156,7 +156,7 @@ class Queue:
     @property
     def backend(self) -> RedisCache:
         if self._backend is None:
-            from django_rediskit.connection import backend_for_alias
+            from django_rediskit.aliases import backend_for_alias
 
             self._backend = backend_for_alias(self.alias)
         return self._backend

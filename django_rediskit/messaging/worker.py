@@ -81,7 +81,7 @@ def build_queue(name: str, spec: dict[str, Any]) -> tuple[Queue, Callable[[Deliv
 
 
 def heartbeat_key(queue_alias: str, worker_id: str) -> str:
-    from django_rediskit.connection import backend_for_alias
+    from django_rediskit.aliases import backend_for_alias
 
     return backend_for_alias(queue_alias).feature_key("worker", worker_id)
 
@@ -207,7 +207,7 @@ class Worker:
 def live_workers(alias: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
     """The heartbeats of the workers alive on an alias (SCAN of ``<prefix>:wk:*`` on every
     primary, at most ``limit`` keys: bounded work)."""
-    from django_rediskit.connection import backend_for_alias
+    from django_rediskit.aliases import backend_for_alias
 
     backend = backend_for_alias(messaging_alias(alias))
     pattern = glob_escape(backend.feature_key("worker", "")) + "*"

@@ -199,7 +199,7 @@ LOCAL_EVENTS = ("hits", "misses", "invalidations", "flushes", "evictions", "trac
 
 def local_caches() -> Iterable[tuple[str, Any]]:
     """(alias, LocalCache) of every alias with ``OPTIONS["LOCAL_CACHE"]`` in this process."""
-    from django_rediskit.connection import backend_for_alias, rediskit_aliases
+    from django_rediskit.aliases import backend_for_alias, rediskit_aliases
 
     found = []
     for alias in rediskit_aliases():
@@ -212,7 +212,7 @@ def local_caches() -> Iterable[tuple[str, Any]]:
 def alias_stats() -> Iterable[tuple[str, Any]]:
     """(alias, CacheStats) of every rediskit cache of this process: the hit and miss counters
     the cache keeps anyway, which exporters read when scraped instead of hooking each lookup."""
-    from django_rediskit.connection import backend_for_alias, rediskit_aliases
+    from django_rediskit.aliases import backend_for_alias, rediskit_aliases
 
     return [(alias, backend_for_alias(alias).stats) for alias in rediskit_aliases()]
 

@@ -102,7 +102,7 @@ class Publisher:
         """Write this process's totals now; an outage skips one publication (logged once)."""
         from redis.exceptions import RedisError
 
-        from django_rediskit.connection import backend_for_alias
+        from django_rediskit.aliases import backend_for_alias
 
         backend = backend_for_alias(self.alias)
         key = backend.feature_key("metrics", process_id())
@@ -118,7 +118,7 @@ class Publisher:
 
 def read_published(alias: str) -> list[dict[str, Any]]:
     """Every live process's published totals for ``alias``'s Redis (bounded SCAN)."""
-    from django_rediskit.connection import backend_for_alias
+    from django_rediskit.aliases import backend_for_alias
     from django_rediskit.patterns import glob_escape
 
     backend = backend_for_alias(alias)

@@ -70,7 +70,7 @@ def namespace_counts(backend: Any, budget: int = SAMPLE_BUDGET) -> tuple[dict[st
 
 
 def snapshot(alias: str) -> AliasView:
-    from django_rediskit.connection import backend_for_alias
+    from django_rediskit.aliases import backend_for_alias
     from django_rediskit.management.commands.rediskit_info import alias_report
     from django_rediskit.metrics.publish import read_published, summed
 

@@ -18,7 +18,6 @@ data cannot overwrite the real session when Redis returns.
 
 from __future__ import annotations
 
-import functools
 import logging
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -31,7 +30,7 @@ from django.contrib.sessions.backends.base import (
 )
 from django.contrib.sessions.exceptions import SessionInterrupted
 from django.core import signing
-from django.core.exceptions import ImproperlyConfigured, PermissionDenied
+from django.core.exceptions import PermissionDenied
 from django.utils.crypto import get_random_string
 
 from django_rediskit.cache.steps import Call, Lua, Op, Pipe
@@ -55,15 +54,17 @@ from django_rediskit.sessions.index import (
     SessionStoreUnavailable,
     data_key,
     decode_pairs,
+    getdel_and_unindex,
     index_args,
     log_outage,
     revoke_sids_args,
     session_backend,
+    unlink_and_unindex,
     unlink_names,
     user_keys,
     user_script,
 )
-from django_rediskit.sessions.options import SessionOptions, get_options
+from django_rediskit.sessions.options import SessionOptions, check_serializer, get_options
 
 if TYPE_CHECKING:
     from django_rediskit.cache.backend import RedisCache
@@ -78,29 +79,6 @@ CREATE_ATTEMPTS = 10
 
 class DeviceLimitExceeded(PermissionDenied):
     """The user already has ``DEVICE_LIMIT`` live sessions and the policy is ``deny``."""
-
-
-class _Probe:
-    """Any class instance: pickle serializes it, a JSON serializer refuses it."""
-
-
-@functools.cache
-def check_serializer(serializer: type) -> None:
-    """Refuse a serializer that can carry code (pickle): it would make Redis write access
-    equivalent to code execution in Django. Decided once per class, by behaviour and by name."""
-    name = f"{serializer.__module__}.{serializer.__qualname__}".lower()
-    try:
-        serializer().dumps({"probe": _Probe()})
-    except Exception:  # refusing arbitrary objects is the safe outcome
-        accepts_objects = False
-    else:
-        accepts_objects = True
-    if accepts_objects or "pickle" in name:
-        raise ImproperlyConfigured(
-            f"SESSION_SERIALIZER {name!r} can serialize arbitrary objects (pickle-like); the "
-            "django_rediskit session engine only accepts data-only serializers such as "
-            "django.core.signing.JSONSerializer."
-        )
 
 
 class SessionStore(SessionBase):
@@ -229,7 +207,7 @@ class SessionStore(SessionBase):
 
     def _end_expired(self, backend: RedisCache, key: str, envelope: Envelope) -> SessionOp[None]:
         try:
-            yield Io(backend, _unlink_and_unindex(backend, key, envelope.uid))
+            yield Io(backend, unlink_and_unindex(backend, key, envelope.uid))
         except OUTAGES as exc:
             log_outage("session absolute timeout", exc)
             return
@@ -524,7 +502,7 @@ class SessionStore(SessionBase):
             return None
         backend = self._backend()
         try:
-            deleted: Envelope | None = yield Io(backend, _getdel_and_unindex(backend, session_key))
+            deleted: Envelope | None = yield Io(backend, getdel_and_unindex(backend, session_key))
         except OUTAGES as exc:
             raise SessionStoreUnavailable(
                 "Redis is unreachable; the session was not deleted."
@@ -610,16 +588,3 @@ class SessionStore(SessionBase):
         from django_rediskit.sessions.devices import aprune_indexes
 
         await aprune_indexes()
-
-
-def _unlink_and_unindex(backend: RedisCache, key: str, uid: str) -> Op[None]:
-    yield call("unlink", data_key(backend, key))
-    yield user_script(user_keys(backend, uid), revoke_sids_args([key]))
-
-
-def _getdel_and_unindex(backend: RedisCache, session_key: str) -> Op[Envelope | None]:
-    raw = yield call("getdel", data_key(backend, session_key))
-    envelope = Envelope.parse(raw) if isinstance(raw, bytes) else None
-    if envelope is not None and envelope.uid:
-        yield user_script(user_keys(backend, envelope.uid), revoke_sids_args([session_key]))
-    return envelope

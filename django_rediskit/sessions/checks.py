@@ -18,9 +18,8 @@ MIDDLEWARE = "django_rediskit.sessions.middleware.SessionMiddleware"
 def check_sessions(**kwargs: Any) -> list[checks.CheckMessage]:
     if not engine_in_use():
         return []
-    from django_rediskit.sessions.backend import check_serializer
     from django_rediskit.sessions.index import session_backend
-    from django_rediskit.sessions.options import get_options
+    from django_rediskit.sessions.options import check_serializer, get_options
 
     messages: list[checks.CheckMessage] = []
     try:

@@ -17,11 +17,11 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Final
 
+from django_rediskit.aliases import backend_for_alias
 from django_rediskit.cache.steps import Lua, Op, Pipe
-from django_rediskit.connection import backend_for_alias
 from django_rediskit.connection.policy import RedisUnavailable, shielded
 from django_rediskit.lua import script
-from django_rediskit.sessions.envelope import session_name
+from django_rediskit.sessions.envelope import Envelope, session_name
 from django_rediskit.sessions.flow import call
 from django_rediskit.sessions.options import get_options
 from django_rediskit.sessions.useragent import client_field
@@ -135,3 +135,18 @@ def unlink_names(backend: RedisCache, names: Sequence[str]) -> Op[None]:
     for start in range(0, len(names), UNLINK_BATCH):
         batch = names[start : start + UNLINK_BATCH]
         yield Pipe(tuple(call("unlink", name_key(backend, name)) for name in batch))
+
+
+def unlink_and_unindex(backend: RedisCache, key: str, uid: str) -> Op[None]:
+    """Drop a session's data key, then its entry in the user's index."""
+    yield call("unlink", data_key(backend, key))
+    yield user_script(user_keys(backend, uid), revoke_sids_args([key]))
+
+
+def getdel_and_unindex(backend: RedisCache, session_key: str) -> Op[Envelope | None]:
+    """End a session by key (GETDEL) and unindex it from the user its envelope names."""
+    raw = yield call("getdel", data_key(backend, session_key))
+    envelope = Envelope.parse(raw) if isinstance(raw, bytes) else None
+    if envelope is not None and envelope.uid:
+        yield user_script(user_keys(backend, envelope.uid), revoke_sids_args([session_key]))
+    return envelope

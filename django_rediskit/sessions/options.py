@@ -7,6 +7,7 @@ tests and settings reloads take effect without a restart hook.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -89,3 +90,26 @@ def get_options() -> SessionOptions:
         legacy_cache_alias=section["LEGACY_CACHE_ALIAS"],
         user_admin=bool(section["USER_ADMIN"]),
     )
+
+
+class _Probe:
+    """Any class instance: pickle serializes it, a JSON serializer refuses it."""
+
+
+@functools.cache
+def check_serializer(serializer: type) -> None:
+    """Refuse a serializer that can carry code (pickle): it would make Redis write access
+    equivalent to code execution in Django. Decided once per class, by behaviour and by name."""
+    name = f"{serializer.__module__}.{serializer.__qualname__}".lower()
+    try:
+        serializer().dumps({"probe": _Probe()})
+    except Exception:  # refusing arbitrary objects is the safe outcome
+        accepts_objects = False
+    else:
+        accepts_objects = True
+    if accepts_objects or "pickle" in name:
+        raise ImproperlyConfigured(
+            f"SESSION_SERIALIZER {name!r} can serialize arbitrary objects (pickle-like); the "
+            "django_rediskit session engine only accepts data-only serializers such as "
+            "django.core.signing.JSONSerializer."
+        )

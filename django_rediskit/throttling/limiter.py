@@ -248,7 +248,7 @@ def _fast_topology(base: Topology, socket_timeout: float, connect_timeout: float
 
 
 def _build_channel(alias: str) -> _Channel:
-    from django_rediskit.connection import backend_for_alias
+    from django_rediskit.aliases import backend_for_alias
 
     conf = throttle_settings()
     backend = backend_for_alias(alias)

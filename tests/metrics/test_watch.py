@@ -19,7 +19,7 @@ from django.core.cache import caches
 from django.core.management import CommandError, call_command
 from rich.console import Console
 
-from django_rediskit.connection import backend_for_alias
+from django_rediskit.aliases import backend_for_alias
 from django_rediskit.metrics import setup
 from django_rediskit.metrics.publish import Publisher, Totals, read_published, summed
 from django_rediskit.metrics.watch import watch

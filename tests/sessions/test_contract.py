@@ -14,9 +14,10 @@ from django.core.exceptions import ImproperlyConfigured
 from django.test import override_settings
 from django.utils import timezone
 
-from django_rediskit.sessions.backend import SessionStore, check_serializer
+from django_rediskit.sessions.backend import SessionStore
 from django_rediskit.sessions.envelope import Envelope, user_token
 from django_rediskit.sessions.index import data_key, session_backend, user_keys
+from django_rediskit.sessions.options import check_serializer
 from tests.sessions.conftest import index_fields
 
 

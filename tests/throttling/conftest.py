@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from django.core.cache import caches
 
-from django_rediskit.connection import backend_for_alias
+from django_rediskit.aliases import backend_for_alias
 from django_rediskit.connection.policy import close_breakers
 from tests import servers
 

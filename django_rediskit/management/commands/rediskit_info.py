@@ -18,11 +18,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from django_rediskit.connection import (
-    backend_for_alias,
-    redact_url,
-    rediskit_aliases,
-)
+from django_rediskit.aliases import backend_for_alias, rediskit_aliases
+from django_rediskit.connection import redact_url
 
 #: INFO fields shown as they are, under the names used in the report.
 INFO_FIELDS = {
