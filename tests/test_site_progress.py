@@ -96,7 +96,7 @@ def test_key_sampler_bar(terminal: Terminal, inspect_settings: Any, raw: Any) ->
         "rediskit_keys", "sample", "--alias", "inspect", stdout=out, stderr=terminal.stream
     )
     drawn = terminal.text()
-    assert "Sampled 2001 keys (whole keyspace)"  # + the marker key in out.getvalue()
+    assert "Sampled 2001 keys (whole scope)" in out.getvalue()  # + the rig's marker key
     assert "Sampling keys" in drawn and "2001/2001" in drawn
 
 

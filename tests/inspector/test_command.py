@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 import redis
 from django.core.management import CommandError, call_command
+from django.test import override_settings
 
 
 def test_sample_reports_namespaces_and_redacts_sessions(
@@ -21,7 +22,8 @@ def test_sample_reports_namespaces_and_redacts_sessions(
     out, err = StringIO(), StringIO()
     call_command("rediskit_keys", "sample", "--alias", "inspect", stdout=out, stderr=err)
     text = out.getvalue()
-    assert "Sampled 3003 keys (whole keyspace)" in text
+    assert "Scope: every key of the database" in text  # inspect_settings widens the scope
+    assert "Sampled 3003 keys (whole scope)" in text
     assert "app:1" in text and "app:u:{7}:m" in text
     assert sid not in text and "app:s:<" in text
     assert err.getvalue() == ""  # not a terminal: no bar (tests/test_site_progress.py draws one)
@@ -41,7 +43,7 @@ def test_sample_reports_namespaces_and_redacts_sessions(
 
 
 def test_sample_limit_and_errors(inspect_settings: Any, raw: redis.Redis, server: Any) -> None:
-    raw.execute_command("DEBUG", "POPULATE", 5000, "k")
+    raw.execute_command("DEBUG", "POPULATE", 5000, "app:k")
     out = StringIO()
     call_command(
         "rediskit_keys",
@@ -61,3 +63,26 @@ def test_sample_limit_and_errors(inspect_settings: Any, raw: redis.Redis, server
     server.stop()
     with pytest.raises(CommandError, match="unavailable"):
         call_command("rediskit_keys", "sample", "--alias", "inspect", stderr=StringIO())
+
+
+def test_sample_stays_inside_the_default_scope(inspect_settings: Any, raw: redis.Redis) -> None:
+    """On a shared Redis another application's keys are neither counted nor named."""
+    raw.set("app:mine", "x")
+    raw.set("app:also-mine", "x")
+    raw.set("other:their-key", "theirs")
+    raw.set("appx:1", "theirs")
+    scoped = {key: value for key, value in inspect_settings.items() if key != "SCOPE"}
+    with override_settings(REDISKIT={"INSPECTOR": scoped}):  # the default: the alias's prefix
+        out = StringIO()
+        call_command("rediskit_keys", "sample", "--alias", "inspect", "--match", "a*", stdout=out)
+        text = out.getvalue()
+        assert "Scope: keys of this alias, app:*; MATCH app:a*" in text
+        assert "Sampled 1 keys (whole scope)" in text  # app:also-mine
+        out = StringIO()
+        call_command("rediskit_keys", "sample", "--alias", "inspect", stdout=out)
+        text = out.getvalue()
+    assert "Sampled 2 keys (whole scope)" in text
+    assert "other" not in text and "appx" not in text and "__rediskit" not in text
+    out = StringIO()
+    call_command("rediskit_keys", "sample", "--alias", "inspect", stdout=out)  # SCOPE database
+    assert "Sampled 5 keys" in out.getvalue() and "other:their-key" in out.getvalue()

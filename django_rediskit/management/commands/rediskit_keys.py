@@ -4,6 +4,10 @@ It runs the same code as the admin stats page (``django_rediskit.inspector.sampl
 request time budget, with a progress bar on stderr when it is a terminal (``--no-progress``
 turns it off). Session ids and keys matching
 ``SENSITIVE_PATTERNS`` are printed hashed unless ``--show-sensitive`` is given.
+
+It samples within the inspector's ``SCOPE``, as browsing and deleting do: by default the
+alias's own keys (``<KEY_PREFIX>:*``), never another application's on a shared Redis, and
+``--match`` is a glob inside that scope.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from redis.exceptions import RedisError
 from django_rediskit import conf
 from django_rediskit.inspector import config as inspector_config
 from django_rediskit.inspector.access import BadKeyReference, Target, Viewer
+from django_rediskit.inspector.display import escape_text
 from django_rediskit.inspector.sampler import SampleReport, sample
 from django_rediskit.management.progress import progress_bar
 
@@ -27,7 +32,9 @@ class Command(BaseCommand):
         parser.add_argument("action", choices=["sample"])
         parser.add_argument("--alias", default=None, help="CACHES alias (default: CACHE_ALIAS)")
         parser.add_argument("--limit", type=int, default=None, help="keys to sample")
-        parser.add_argument("--match", default="*", help="SCAN MATCH glob")
+        parser.add_argument(
+            "--match", default="*", help="SCAN MATCH glob, inside the inspector's SCOPE"
+        )
         parser.add_argument("--top", type=int, default=10, help="rows per top list")
         parser.add_argument("--show-sensitive", action="store_true", help="print session ids")
         parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -40,6 +47,7 @@ class Command(BaseCommand):
             raise CommandError("--limit and --top must be positive")
         try:
             target = Target.for_alias(alias, config)
+            match = target.pattern("", options["match"], literal=False)
         except BadKeyReference as exc:
             raise CommandError(str(exc)) from None
         viewer = Viewer(target, config, sensitive_ok=options["show_sensitive"])
@@ -51,18 +59,21 @@ class Command(BaseCommand):
                     target.client,
                     target.nodes,
                     limit=limit,
-                    match=options["match"],
+                    match=match,
                     top=options["top"],
                     progress=lambda done, most: bar.update(min(done, most), total=most),
                 )
                 bar.update(report.sampled, total=limit if not report.finished else report.sampled)
         except RedisError as exc:
             raise CommandError(f"Redis is unavailable: {exc}") from None
-        self._print(report, viewer, options["top"])
+        self._print(
+            report, viewer, options["top"], f"{target.scope_text}; MATCH {escape_text(match)}"
+        )
 
-    def _print(self, report: SampleReport, viewer: Viewer, top: int) -> None:
+    def _print(self, report: SampleReport, viewer: Viewer, top: int, scope: str) -> None:
         out = self.stdout.write
-        state = "whole keyspace" if report.finished else "sample limit reached"
+        state = "whole scope" if report.finished else "sample limit reached"
+        out(f"Scope: {scope}")
         out(
             f"Sampled {report.sampled} keys ({state}); {report.memory} bytes; "
             f"{report.without_ttl} without TTL."
